@@ -92,7 +92,7 @@ class FileCheckpointStore:
                 os.fsync(handle.fileno())
             os.replace(tmp, target)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            os.unlink(tmp)
             raise
         dir_fd = os.open(self.directory, os.O_RDONLY)
         try:
@@ -161,6 +161,12 @@ class SettledTracker:
         dirty = {p: self._settled_at[p] for p in self._dirty if p in self._settled_at}
         self._dirty.clear()
         return dirty
+
+    def restore_dirty(self, positions: Mapping[str, Position]) -> None:
+        """Mark positions dirty again after a failed commit, unless they moved on since."""
+        for partition in positions:
+            if partition in self._settled_at:
+                self._dirty.add(partition)
 
     def restore(self, positions: Mapping[str, Position]) -> None:
         """Start from a loaded checkpoint, so a save keeps partitions not seen this run."""

@@ -93,6 +93,4 @@ class ManualClock:
 
 def iso_utc(epoch_s: float) -> str:
     """ISO-8601 UTC with milliseconds, the way AWS writes event times."""
-    return (
-        datetime.fromtimestamp(epoch_s, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
+    return datetime.fromtimestamp(epoch_s, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

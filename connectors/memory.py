@@ -1,0 +1,198 @@
+"""In-process channels as source, target and enricher.
+
+For tests and for pipes embedded in a Python program: a program puts records
+into a channel and a pipe reads them, or a pipe writes into a channel and the
+program reads the payloads. Channels live in a ``MemoryHub``; connectors find
+theirs by name in the default hub, since options are plain data.
+
+Test hooks on a channel make a target slow or failing on purpose:
+``hold`` (an ``asyncio.Event`` the target waits for before each write),
+``fail`` (called per event; returns an exception to fail it, or None) and
+``enrich`` (called per record by the enricher; returns its records).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import Field
+
+from pipes.connector import (
+    Connector,
+    ConnectorContext,
+    ConnectorOptions,
+    Enricher,
+    Source,
+    SourceContext,
+    Target,
+)
+from pipes.events import Event, Outcome, Position
+
+__all__ = ["HUB", "MemoryChannel", "MemoryHub", "connector"]
+
+
+@dataclass
+class MemoryChannel:
+    """Records waiting to be read (per partition), and what was written."""
+
+    name: str
+    partitions: dict[str, list[Any]] = field(default_factory=dict)
+    written: list[Any] = field(default_factory=list)
+    written_events: list[Event] = field(default_factory=list)
+    committed: dict[str, Position] = field(default_factory=dict)
+    writes: int = 0
+    hold: asyncio.Event | None = None
+    fail: Callable[[Event], Exception | None] | None = None
+    enrich: Callable[[dict[str, Any]], list[Any] | Exception] | None = None
+    _grew: asyncio.Event | None = None
+
+    def put(self, *bodies: Any, partition: str = "p0") -> None:
+        """Append bodies to a partition; a reading source picks them up."""
+        self.partitions.setdefault(partition, []).extend(bodies)
+        if self._grew is not None:
+            self._grew.set()
+
+    def grew(self) -> asyncio.Event:
+        if self._grew is None:
+            self._grew = asyncio.Event()
+        return self._grew
+
+
+class MemoryHub:
+    """Named channels; ``channel(name)`` creates one on first use."""
+
+    def __init__(self) -> None:
+        self._channels: dict[str, MemoryChannel] = {}
+
+    def channel(self, name: str) -> MemoryChannel:
+        found = self._channels.get(name)
+        if found is None:
+            found = self._channels[name] = MemoryChannel(name)
+        return found
+
+    def drop(self, name: str) -> None:
+        self._channels.pop(name, None)
+
+
+#: The hub connectors use; tests may ``HUB.drop`` their channels when done.
+HUB = MemoryHub()
+
+
+class MemoryOptions(ConnectorOptions):
+    channel: str = Field(description="Name of the in-process channel.")
+
+
+class MemorySourceOptions(MemoryOptions):
+    native_commit: bool = Field(
+        default=False,
+        description="Keep positions in the channel instead of the checkpoint store (like a consumer group).",
+    )
+
+
+class MemorySource(Source):
+    """Reads each partition of a channel in order; position = index in the partition."""
+
+    options_model = MemorySourceOptions
+    options: MemorySourceOptions
+
+    def __init__(self, options: MemorySourceOptions) -> None:
+        super().__init__(options)
+        self.channel = HUB.channel(options.channel)
+        self.next_index: dict[str, int] = {}
+        self.tracks_position = options.native_commit  # type: ignore[misc]
+
+    async def start(self, context: SourceContext) -> None:
+        start_at: Mapping[str, Position] = (
+            self.channel.committed if self.tracks_position else context.checkpoint
+        )
+        self.next_index = {p: int(pos) + 1 for p, pos in start_at.items()}
+
+    def _unread(self) -> int:
+        return sum(len(items) - self.next_index.get(p, 0) for p, items in self.channel.partitions.items())
+
+    async def read(self, max_events: int, timeout_s: float) -> list[Event]:
+        grew = self.channel.grew()
+        if self._unread() <= 0:
+            grew.clear()
+            try:
+                await asyncio.wait_for(grew.wait(), timeout_s)
+            except TimeoutError:
+                return []
+        out: list[Event] = []
+        for partition, items in self.channel.partitions.items():
+            start = self.next_index.get(partition, 0)
+            end = min(len(items), start + max_events - len(out))
+            for index in range(start, end):
+                record = {"partition": partition, "index": index, "body": items[index]}
+                out.append(Event(record=record, partition=partition, position=index))
+            self.next_index[partition] = max(start, end)
+            if len(out) >= max_events:
+                break
+        return out
+
+    async def commit(self, positions: Mapping[str, Position]) -> None:
+        self.channel.committed.update(positions)
+
+    def caught_up(self) -> bool:
+        return self._unread() <= 0
+
+    def lag(self) -> Mapping[str, int] | None:
+        return {p: len(items) - self.next_index.get(p, 0) for p, items in self.channel.partitions.items()}
+
+
+class MemoryTarget(Target):
+    """Appends payloads to ``channel.written``; honours the channel's ``hold`` and ``fail`` hooks."""
+
+    options_model = MemoryOptions
+    options: MemoryOptions
+
+    def __init__(self, options: MemoryOptions) -> None:
+        super().__init__(options)
+        self.channel = HUB.channel(options.channel)
+
+    async def start(self, context: ConnectorContext) -> None:
+        return None
+
+    async def write(self, events: Sequence[Event]) -> Sequence[Outcome]:
+        channel = self.channel
+        channel.writes += 1
+        if channel.hold is not None:
+            await channel.hold.wait()
+        fail = channel.fail
+        outcomes: list[Outcome] = []
+        for event in events:
+            error = fail(event) if fail is not None else None
+            if error is None:
+                channel.written.append(event.payload)
+                channel.written_events.append(event)
+            outcomes.append(error)
+        return outcomes
+
+
+class MemoryEnricher(Enricher):
+    """Calls the channel's ``enrich`` hook per record (identity when unset)."""
+
+    options_model = MemoryOptions
+    options: MemoryOptions
+
+    def __init__(self, options: MemoryOptions) -> None:
+        super().__init__(options)
+        self.channel = HUB.channel(options.channel)
+
+    async def enrich(self, events: Sequence[Event]) -> Sequence[list[Any] | Exception]:
+        hook = self.channel.enrich
+        if hook is None:
+            return [[event.record] for event in events]
+        return [hook(event.record) for event in events]
+
+
+connector = Connector(
+    name="memory",
+    description="In-process channels: source, target and enricher for tests and embedded pipes.",
+    source=MemorySource,
+    target=MemoryTarget,
+    enricher=MemoryEnricher,
+)

@@ -1,0 +1,350 @@
+"""The ``pipes`` command.
+
+Every user mistake ends in one line on stderr and a non-zero exit, never a
+traceback: exit 1 for invalid definitions or a failed pipe, exit 2 for bad
+arguments (as argparse does, and as ``aws events test-event-pattern`` does for
+an invalid pattern).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pipes.checkpoints import CheckpointStore, FileCheckpointStore
+from pipes.config import FileResult, PipeDefinition, load_paths
+from pipes.errors import ConfigError
+from pipes.observe import configure_logging
+
+__all__ = ["main"]
+
+DEFAULT_STATE_DIR = "state"
+
+
+class UsageError(Exception):
+    """A bad argument: one line, exit 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        code: int = args.func(args)
+        return code
+    except UsageError as exc:
+        print(f"pipes {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pipes", description="Self-hosted EventBridge Pipes: run and test YAML pipe definitions."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the pipes in files or folders of YAML")
+    run.add_argument("paths", nargs="+", metavar="PATH", help="pipe files, or folders searched for *.yaml")
+    run.add_argument("--once", action="store_true", help="exit when every source is caught up and settled")
+    run.add_argument(
+        "--state-dir",
+        default=os.environ.get("PIPES_STATE_DIR", DEFAULT_STATE_DIR),
+        help="folder for checkpoints and connector state (default: $PIPES_STATE_DIR or ./state)",
+    )
+    run.add_argument(
+        "--state",
+        default=os.environ.get("PIPES_STATE"),
+        metavar="URL",
+        help="checkpoint store: a redis://... URL (default: files under --state-dir)",
+    )
+    run.add_argument(
+        "--drain-timeout",
+        default="30s",
+        help="on SIGTERM/SIGINT, how long in-flight work may take to finish (default 30s)",
+    )
+    run.add_argument("--log-format", choices=["console", "json"], default="console")
+    run.add_argument("--no-progress", action="store_true", help="no live progress line on a terminal")
+    run.set_defaults(func=cmd_run)
+
+    validate = sub.add_parser("validate", help="check pipe files; exit 1 if any is invalid")
+    validate.add_argument("paths", nargs="+", metavar="PATH")
+    validate.set_defaults(func=cmd_validate)
+
+    test = sub.add_parser("test", help="run one event through filter, enrichment and transform")
+    test.add_argument("path", metavar="PIPE_FILE")
+    test.add_argument("--event", required=True, help="the source record: JSON text, @FILE, file://PATH or -")
+    test.add_argument("--pipe", help="which pipe, when the file holds several")
+    test.set_defaults(func=cmd_test)
+
+    tep = sub.add_parser("test-event-pattern", help="does an event match a pattern? (as aws events does)")
+    tep.add_argument("--event-pattern", required=True, help="JSON text, file://PATH or -")
+    tep.add_argument("--event", required=True, help="JSON text, file://PATH or -")
+    tep.set_defaults(func=cmd_test_event_pattern)
+
+    rt = sub.add_parser("render-template", help="render an input template against an event")
+    rt.add_argument("--template", required=True, help="template text, file://PATH or -")
+    rt.add_argument("--event", required=True, help="JSON text, file://PATH or -")
+    rt.add_argument("--pipe-name", default="pipe", help="value of <aws.pipes.pipe-name>")
+    rt.set_defaults(func=cmd_render_template)
+
+    connectors = sub.add_parser("connectors", help="list installed connectors and their roles")
+    connectors.set_defaults(func=cmd_connectors)
+
+    schema = sub.add_parser("schema", help="print the JSON schema of the pipe format")
+    schema.set_defaults(func=cmd_schema)
+    return parser
+
+
+# ---------------------------------------------------------------------- arguments
+
+
+_stdin_used = False
+
+
+def read_argument(value: str, *, what: str) -> str:
+    """Text from ``value``: itself, ``file://PATH``, ``@PATH``, or ``-`` for stdin (once)."""
+    global _stdin_used
+    if value == "-":
+        if _stdin_used:
+            raise UsageError(f"{what}: only one argument can be read from stdin")
+        _stdin_used = True
+        return sys.stdin.read()
+    for prefix in ("file://", "@"):
+        if value.startswith(prefix):
+            path = value[len(prefix) :]
+            try:
+                return Path(path).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise UsageError(f"{what}: cannot read {path}: {exc.strerror or exc}") from None
+    return value
+
+
+def read_json_argument(value: str, *, what: str) -> Any:
+    text = read_argument(value, what=what)
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise UsageError(f"{what} is not valid JSON: {exc}") from None
+
+
+# ---------------------------------------------------------------------- commands
+
+
+def _load(paths: Sequence[str]) -> tuple[list[PipeDefinition], list[str]]:
+    results: list[FileResult] = load_paths(paths)
+    errors = [line for r in results for line in r.errors]
+    missing = [p for p in paths if not Path(p).exists()]
+    errors = [f"{p}: no such file or folder" for p in missing] + [
+        e for e in errors if not any(e.startswith(f"{m}:") for m in missing)
+    ]
+    definitions = [d for r in results for d in r.pipes]
+    seen: dict[str, str] = {}
+    for d in definitions:
+        if d.name in seen and seen[d.name] != d.file:
+            errors.append(f"{d.file}:1:1: name: pipe {d.name!r} is also defined in {seen[d.name]}")
+        seen.setdefault(d.name, d.file)
+    if not results and not missing:
+        errors.append(f"{', '.join(paths)}: no pipe files (*.yaml, *.yml) found")
+    return definitions, errors
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    definitions, errors = _load(args.paths)
+    for line in errors:
+        print(line, file=sys.stderr)
+    if errors:
+        return 1
+    for d in definitions:
+        print(f"{d.file}: {d.name}: ok")
+    return 0
+
+
+def _store(args: argparse.Namespace) -> CheckpointStore:
+    if args.state:
+        if args.state.startswith(("redis://", "rediss://", "unix://")):
+            try:
+                from connectors.redis.checkpoint_store import (  # type: ignore[import-not-found,unused-ignore]
+                    RedisCheckpointStore,
+                )
+            except ImportError as exc:
+                raise UsageError(
+                    f"--state {args.state}: the Redis checkpoint store is not available: {exc}"
+                ) from None
+            store: CheckpointStore = RedisCheckpointStore(args.state)
+            return store
+        raise UsageError(
+            f"--state {args.state!r}: use a redis://HOST:PORT/DB URL (or leave it out for files)"
+        )
+    return FileCheckpointStore(Path(args.state_dir) / "checkpoints")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipes.units import parse_duration
+
+    try:
+        drain_timeout_s = parse_duration(args.drain_timeout)
+    except ValueError as exc:
+        raise UsageError(f"--drain-timeout: {exc}") from None
+    configure_logging(args.log_format)
+    definitions, errors = _load(args.paths)
+    if errors:
+        for line in errors:
+            print(line, file=sys.stderr)
+        return 1
+    if not definitions:
+        print("pipes run: no pipes defined in " + ", ".join(args.paths), file=sys.stderr)
+        return 1
+    store = _store(args)
+    return asyncio.run(_run(definitions, store, args, drain_timeout_s))
+
+
+async def _run(
+    definitions: list[PipeDefinition],
+    store: CheckpointStore,
+    args: argparse.Namespace,
+    drain_timeout_s: float,
+) -> int:
+    from pipes.daemon import Daemon
+    from pipes.progress import Progress, summary_lines
+
+    daemon = Daemon(
+        definitions, store=store, state_dir=args.state_dir, once=args.once, drain_timeout_s=drain_timeout_s
+    )
+    loop = asyncio.get_running_loop()
+    signals_seen = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        if signals_seen > 1:
+            # Second signal: leave now. Checkpoints are written atomically, so
+            # nothing is corrupt; the uncommitted tail is delivered again next run.
+            print(f"pipes: {signal.Signals(signum).name} again, exiting at once", file=sys.stderr)
+            os._exit(128 + signum)
+        print(f"pipes: {signal.Signals(signum).name}, draining (again to exit at once)", file=sys.stderr)
+        daemon.request_stop()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+    started = time.monotonic()
+    runner_task = asyncio.create_task(daemon.run())
+    await asyncio.sleep(0)
+    progress = Progress([h.runner for h in daemon.pipes.values() if h.runner is not None])
+    progress_task = asyncio.create_task(progress.run()) if not args.no_progress else None
+    try:
+        await runner_task
+    finally:
+        if progress_task is not None:
+            progress_task.cancel()
+            await asyncio.gather(progress_task, return_exceptions=True)
+        await store.close()
+    elapsed = time.monotonic() - started
+    rows = [
+        (h.runner, elapsed, h.error or (h.runner.last_error if h.runner.state == "FAILED" else None))
+        for h in daemon.pipes.values()
+        if h.runner is not None
+    ]
+    for line in summary_lines(rows):
+        print(line, file=sys.stderr)
+    return 1 if daemon.failed else 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from pipes.dryrun import dry_run
+
+    definitions, errors = _load([args.path])
+    if errors:
+        for line in errors:
+            print(line, file=sys.stderr)
+        return 1
+    if args.pipe:
+        chosen = [d for d in definitions if d.name == args.pipe]
+        if not chosen:
+            raise UsageError(
+                f"--pipe {args.pipe!r}: not in {args.path} (has: {', '.join(d.name for d in definitions)})"
+            )
+    elif len(definitions) > 1:
+        raise UsageError(f"{args.path} holds {len(definitions)} pipes; choose one with --pipe NAME")
+    else:
+        chosen = definitions
+    record = read_json_argument(args.event, what="--event")
+    if not isinstance(record, dict):
+        raise UsageError("--event must be a JSON object (the source record)")
+    steps = asyncio.run(dry_run(chosen[0], record))
+    for step in steps:
+        sys.stdout.write(orjson.dumps(step).decode() + "\n")
+    return 0
+
+
+def cmd_test_event_pattern(args: argparse.Namespace) -> int:
+    from pipes.patterns import EventFilter
+
+    pattern_text = read_argument(args.event_pattern, what="--event-pattern")
+    event = read_json_argument(args.event, what="--event")
+    try:
+        compiled = EventFilter.compile([pattern_text])
+    except ValueError as exc:
+        print(f"pipes test-event-pattern: invalid pattern: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    result = compiled.matches(event)
+    print(orjson.dumps({"Result": result}).decode())
+    return 0
+
+
+def cmd_render_template(args: argparse.Namespace) -> int:
+    from pipes.templates import InputTemplate, reserved_variables
+
+    text = read_argument(args.template, what="--template")
+    event = read_json_argument(args.event, what="--event")
+    try:
+        template = InputTemplate(text)
+    except ValueError as exc:
+        print(f"pipes render-template: invalid template: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    from pipes.clock import iso_utc
+
+    variables: dict[str, Any] = dict(reserved_variables(args.pipe_name, "cli", "cli", None))
+    variables["aws.pipes.event.ingestion-time"] = iso_utc(time.time())
+    sys.stdout.write(template.render(event, variables) + "\n")
+    return 0
+
+
+def cmd_connectors(args: argparse.Namespace) -> int:
+    from pipes.registry import Registry
+
+    rows = Registry().listing()
+    width = max((len(r.name) for r in rows), default=4)
+    for row in rows:
+        if row.connector is None:
+            print(f"{row.name:<{width}}  (failed to load: {row.error})")
+        else:
+            roles = ", ".join(row.connector.roles)
+            print(f"{row.name:<{width}}  {roles:<24}  {row.connector.description}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from pipes.models import PipeConfig
+
+    print(orjson.dumps(PipeConfig.model_json_schema(), option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""YAML to plain values, remembering where every key and value came from.
+
+Validation errors must say ``FILE:LINE:COL``; pydantic only knows paths like
+``("source", "topics", 0)``. So the loader walks PyYAML's node tree and keeps a
+map from each path to the position of its node. ``${VAR}`` and
+``${VAR:-default}`` are interpolated in scalar strings here, where the
+position is still known; ``$${`` writes a literal ``${``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+__all__ = ["Located", "YamlError", "load_located"]
+
+type Path = tuple[str | int, ...]
+
+_VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-((?:[^}])*))?\}")
+
+
+@dataclass
+class YamlError:
+    """One problem found while reading: position (1-based) and message."""
+
+    line: int
+    column: int
+    path: Path
+    message: str
+
+
+@dataclass
+class Located:
+    """The loaded value and the position of every path in it."""
+
+    value: Any
+    marks: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    errors: list[YamlError] = field(default_factory=list)
+
+    def position(self, path: Path) -> tuple[int, int]:
+        """Position of ``path`` or of its nearest ancestor that exists."""
+        for end in range(len(path), -1, -1):
+            mark = self.marks.get(path[:end])
+            if mark is not None:
+                return mark
+        return (1, 1)
+
+
+def load_located(text: str, env: Mapping[str, str]) -> Located:
+    """Parse ``text``; syntax errors come back in ``errors`` rather than raising."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = exc.problem or str(exc)
+        return Located(None, errors=[YamlError(line, col, (), f"YAML syntax error: {problem}")])
+    result = Located(None)
+    if node is None:
+        return result
+    result.value = _build(node, (), result, env, yaml.SafeLoader(""))
+    return result
+
+
+def _build(node: yaml.Node, path: Path, out: Located, env: Mapping[str, str], ctor: yaml.SafeLoader) -> Any:
+    out.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _build(key_node, (*path, "<key>"), out, env, ctor)
+            out.marks.pop((*path, "<key>"), None)
+            if not isinstance(key, str | int):
+                key = str(key)
+            child = (*path, key)
+            value = _build(value_node, child, out, env, ctor)
+            # Point a key's errors at the key itself, where a reader looks first.
+            out.marks[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            mapping[key] = value
+        return mapping
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, (*path, i), out, env, ctor) for i, item in enumerate(node.value)]
+    value = ctor.construct_object(node, deep=True)
+    if isinstance(value, str) and "$" in value:
+        value = _interpolate(value, node, path, out, env)
+    return value
+
+
+def _interpolate(text: str, node: yaml.Node, path: Path, out: Located, env: Mapping[str, str]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$${":
+            return "${"
+        name, default = match.group(1), match.group(2)
+        if name in env and (default is None or env[name] != ""):
+            return env[name]
+        if default is not None:
+            return default
+        out.errors.append(
+            YamlError(
+                node.start_mark.line + 1,
+                node.start_mark.column + 1,
+                path,
+                f"environment variable {name} is not set (write ${{{name}:-default}} to give a default)",
+            )
+        )
+        return ""
+
+    return _VAR.sub(replace, text)
