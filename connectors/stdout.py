@@ -1,0 +1,71 @@
+"""The ``stdout`` target: one line per event on standard output, for demos and debugging.
+
+The write is a plain blocking call: stdout is either a terminal or a pipe into
+another process, and a reader that stops reading should slow the pipe down.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import orjson
+from pydantic import Field
+
+from pipes.codec import BASE64_MARKER, encode_payload
+from pipes.connector import Connector, ConnectorOptions, Target
+from pipes.errors import RetryableError
+from pipes.events import Event, Outcome
+
+__all__ = ["StdoutOptions", "StdoutTarget", "connector"]
+
+
+class StdoutOptions(ConnectorOptions):
+    format: Literal["json", "pretty"] = Field(
+        default="json",
+        description=(
+            "json: one compact line per event (text payloads as they are); "
+            "pretty: JSON payloads indented over several lines."
+        ),
+    )
+
+
+def _pretty(payload: Any) -> bytes:
+    if isinstance(payload, str | bytes) or (
+        isinstance(payload, dict) and len(payload) == 1 and BASE64_MARKER in payload
+    ):
+        return encode_payload(payload)
+    return orjson.dumps(payload, option=orjson.OPT_INDENT_2)
+
+
+class StdoutTarget(Target):
+    """Writes each payload as a line; one write and one flush per batch."""
+
+    options_model = StdoutOptions
+
+    def __init__(self, options: StdoutOptions) -> None:
+        super().__init__(options)
+        self.options: StdoutOptions = options
+        self._encode = _pretty if options.format == "pretty" else encode_payload
+
+    async def write(self, events: Sequence[Event]) -> Sequence[Outcome]:
+        encode = self._encode
+        data = b"".join([encode(event.payload) + b"\n" for event in events])
+        # Looked up per batch, not at start, so redirection (and test capture) is honoured.
+        stream = sys.stdout
+        try:
+            stream.flush()  # text printed before must come out before our bytes
+            stream.buffer.write(data)
+            stream.buffer.flush()
+        except OSError as exc:
+            error = RetryableError(f"stdout: cannot write: {exc.strerror or exc}")
+            return [error] * len(events)
+        return [None] * len(events)
+
+
+connector = Connector(
+    name="stdout",
+    description="Prints one line per event on standard output (compact or pretty JSON).",
+    target=StdoutTarget,
+)
