@@ -1,0 +1,290 @@
+"""The Kafka target: one producer, every send of a batch in flight together.
+
+Each event gets its own outcome from its own delivery future, so when one send
+fails only that event is retried by the runner. Topic, key and headers may be
+templates over the event's record; by default the key and headers of a Kafka
+source record are carried over to the written record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any, Literal, Self
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTopicError,
+    KafkaConnectionError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    TopicAuthorizationFailedError,
+)
+from pydantic import Field, model_validator
+
+from connectors.kafka.options import KafkaConnectionOptions, client_kwargs
+from connectors.kafka.records import headers_from_record, is_kafka_record, key_from_record
+from pipes.codec import encode_payload
+from pipes.connector import ConnectorContext, Target
+from pipes.errors import FatalError, RetryableError
+from pipes.events import Event, Outcome
+from pipes.templates import InputTemplate
+from pipes.units import Duration
+
+__all__ = ["KafkaTarget", "KafkaTargetOptions"]
+
+#: Errors retrying the same record cannot fix: the event goes to the dead letter.
+_PERMANENT: tuple[type[Exception], ...] = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    CorruptRecordException,
+    InvalidTopicError,
+    TopicAuthorizationFailedError,
+)
+
+
+def _template(text: str | None) -> InputTemplate | None:
+    return InputTemplate(text) if text is not None and "<" in text else None
+
+
+class KafkaTargetOptions(KafkaConnectionOptions):
+    """Options of the Kafka target (a producer)."""
+
+    topic: str = Field(
+        min_length=1,
+        description="Topic to write to: a name, or a template over the record such as "
+        "`orders.<$.value.region>`.",
+    )
+    key: str | None = Field(
+        default=None,
+        description="Record key: text or a template (`<$.value.detail.customer.id>`). Default: the "
+        "key of the Kafka source record, when the event came from Kafka; else no key.",
+    )
+    headers: dict[str, str] | None = Field(
+        default=None,
+        description="Record headers, name to text or template. Default: the headers of the Kafka "
+        "source record, when the event came from Kafka. `{}` writes no headers.",
+    )
+    partition: int | None = Field(
+        default=None,
+        ge=0,
+        description="Write every record to this partition (default: by key hash, as Kafka does).",
+    )
+    acks: Literal[0, 1, "all"] = Field(
+        default="all",
+        description="Acknowledgement to wait for: `all` (every in-sync replica), `1` (the "
+        "leader) or `0` (none; delivery is then not confirmed).",
+    )
+    idempotent: bool = Field(
+        default=True,
+        description="Idempotent producer (no duplicates from producer retries). Needs `acks: all` "
+        "and a broker that supports InitProducerId.",
+    )
+    compression_type: Literal["gzip", "snappy", "lz4", "zstd"] | None = Field(
+        default=None, description="Compress record batches with this codec."
+    )
+    linger: Duration = Field(
+        default=0.0,
+        description="Wait this long for more records before sending a partial batch.",
+    )
+    max_batch_size: int = Field(
+        default=262144, gt=0, description="Largest record batch per partition, in bytes."
+    )
+    max_request_size: int = Field(
+        default=1048576, gt=0, description="Largest produce request (and record), in bytes."
+    )
+    request_timeout: Duration = Field(
+        default=30.0,
+        description="How long a send may wait for the broker (retrying inside) before it fails "
+        "and the runner retries it.",
+    )
+    metadata_timeout: Duration = Field(
+        default=5.0,
+        description="How long a write waits for a topic that the cluster does not know (yet) "
+        "before those events fail with a retryable error.",
+    )
+
+    @model_validator(mode="after")
+    def _target(self) -> Self:
+        if self.idempotent and self.acks != "all":
+            raise ValueError(
+                f"idempotent: true needs acks: all (got acks: {self.acks}); "
+                "set idempotent: false to use other acks"
+            )
+        if self.max_batch_size > self.max_request_size:
+            raise ValueError("max_batch_size must not exceed max_request_size")
+        # Compile the templates now: a bad template is a load-time error.
+        _template(self.topic)
+        _template(self.key)
+        for value in (self.headers or {}).values():
+            _template(value)
+        return self
+
+
+class KafkaTarget(Target):
+    """Produces each event's payload as one Kafka record."""
+
+    options_model = KafkaTargetOptions
+    options: KafkaTargetOptions
+
+    def __init__(self, options: KafkaTargetOptions) -> None:
+        super().__init__(options)
+        self._producer: AIOKafkaProducer | None = None
+        self._context: ConnectorContext | None = None
+        self._topic = _template(options.topic)
+        self._key = _template(options.key)
+        self._headers: list[tuple[str, str, InputTemplate | None]] | None = (
+            None
+            if options.headers is None
+            else [(name, text, _template(text)) for name, text in options.headers.items()]
+        )
+
+    async def start(self, context: ConnectorContext) -> None:
+        o = self.options
+        self._context = context
+        producer = AIOKafkaProducer(
+            acks=o.acks,
+            enable_idempotence=o.idempotent,
+            compression_type=o.compression_type,
+            linger_ms=int(o.linger * 1000),
+            max_batch_size=o.max_batch_size,
+            max_request_size=o.max_request_size,
+            request_timeout_ms=int(o.request_timeout * 1000),
+            **client_kwargs(o, context.pipe),
+        )
+        self._producer = producer
+        try:
+            await producer.start()
+        except KafkaConnectionError as exc:
+            raise RetryableError(f"kafka target: cannot reach {o.servers()}: {exc}") from exc
+        except KafkaError as exc:
+            if o.idempotent and not exc.retriable:
+                raise FatalError(
+                    "kafka target: the broker refused an idempotent producer "
+                    f"({type(exc).__name__}); set idempotent: false in the target options"
+                ) from exc
+            if exc.retriable:
+                raise RetryableError(f"kafka target: {exc}") from exc
+            raise FatalError(f"kafka target: the broker refused the producer: {exc}") from exc
+
+    async def write(self, events: Sequence[Event]) -> Sequence[Outcome]:
+        producer = self._producer
+        assert producer is not None, "write() before start()"
+        outcomes: list[Outcome] = [None] * len(events)
+        topics = self._topics(events, outcomes)
+        await self._check_topics(producer, topics, outcomes)
+        partition = self.options.partition
+        futures: list[asyncio.Future[Any]] = []
+        sent: list[int] = []
+        for i, event in enumerate(events):
+            if outcomes[i] is not None:
+                continue
+            try:
+                key, headers = self._key_and_headers(event)
+                future = await producer.send(
+                    topics[i],
+                    value=encode_payload(event.payload),
+                    key=key,
+                    headers=headers,
+                    partition=partition,
+                )
+            except Exception as exc:
+                outcomes[i] = _outcome(exc)
+                continue
+            futures.append(future)
+            sent.append(i)
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        for i, result in zip(sent, results, strict=True):
+            if isinstance(result, BaseException):
+                outcomes[i] = _outcome(result)
+        return outcomes
+
+    def _topics(self, events: Sequence[Event], outcomes: list[Outcome]) -> list[str]:
+        template = self._topic
+        if template is None:
+            return [self.options.topic] * len(events)
+        topics: list[str] = []
+        for i, event in enumerate(events):
+            try:
+                topic = template.render(event.record)
+            except Exception as exc:
+                outcomes[i] = FatalError(f"kafka target: topic template failed: {exc}")
+                topic = ""
+            else:
+                if not topic:
+                    outcomes[i] = FatalError(
+                        f"kafka target: topic template {self.options.topic!r} rendered empty"
+                    )
+            topics.append(topic)
+        return topics
+
+    async def _check_topics(
+        self, producer: AIOKafkaProducer, topics: list[str], outcomes: list[Outcome]
+    ) -> None:
+        """Fail (retryably) the events of topics whose metadata does not come in time.
+
+        Without this, ``send`` would wait for an unknown topic for the whole
+        request timeout per event, holding up every other event of the batch.
+        """
+        distinct = {t for i, t in enumerate(topics) if outcomes[i] is None}
+        unavailable: dict[str, Exception] = {}
+        for topic in distinct:
+            try:
+                await asyncio.wait_for(producer.partitions_for(topic), timeout=self.options.metadata_timeout)
+            except TimeoutError:
+                unavailable[topic] = RetryableError(
+                    f"kafka target: topic {topic!r} unknown to the cluster after "
+                    f"{self.options.metadata_timeout}s"
+                )
+            except Exception as exc:
+                unavailable[topic] = _outcome(exc)
+        if unavailable:
+            for i, topic in enumerate(topics):
+                if outcomes[i] is None and topic in unavailable:
+                    outcomes[i] = unavailable[topic]
+
+    def _key_and_headers(self, event: Event) -> tuple[bytes | None, list[tuple[str, bytes]] | None]:
+        carry = is_kafka_record(event)
+        if self.options.key is not None:
+            text = self._key.render(event.record) if self._key is not None else self.options.key
+            key = text.encode("utf-8") if text else None
+        else:
+            key = key_from_record(event) if carry else None
+        headers: list[tuple[str, bytes]] | None
+        if self._headers is not None:
+            headers = [
+                (name, (template.render(event.record) if template else text).encode("utf-8"))
+                for name, text, template in self._headers
+            ]
+        else:
+            headers = headers_from_record(event) if carry else None
+        if key is None and event.payload is None:
+            key = b""  # Kafka needs a key or a value; a null payload is written as "null"
+        return key, headers or None
+
+    async def stop(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        try:
+            await producer.stop()
+        except Exception as exc:
+            if self._context is not None:
+                self._context.log.warning("kafka.target_stop_failed", error=str(exc))
+
+
+def _outcome(exc: BaseException) -> Exception:
+    """Map a send failure onto the runner's retry decision."""
+    if isinstance(exc, FatalError | RetryableError):
+        return exc
+    if isinstance(exc, _PERMANENT):
+        return FatalError(f"kafka target: {type(exc).__name__}: {exc}")
+    if isinstance(exc, KafkaError):
+        return RetryableError(f"kafka target: {type(exc).__name__}: {exc}")
+    if isinstance(exc, Exception):
+        return exc
+    return RetryableError(f"kafka target: {exc!r}")
