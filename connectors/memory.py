@@ -44,6 +44,7 @@ class MemoryChannel:
     written_events: list[Event] = field(default_factory=list)
     committed: dict[str, Position] = field(default_factory=dict)
     writes: int = 0
+    batch_sizes: list[int] = field(default_factory=list)
     hold: asyncio.Event | None = None
     fail: Callable[[Event], Exception | None] | None = None
     enrich: Callable[[dict[str, Any]], list[Any] | Exception] | None = None
@@ -159,6 +160,7 @@ class MemoryTarget(Target):
     async def write(self, events: Sequence[Event]) -> Sequence[Outcome]:
         channel = self.channel
         channel.writes += 1
+        channel.batch_sizes.append(len(events))
         if channel.hold is not None:
             await channel.hold.wait()
         fail = channel.fail

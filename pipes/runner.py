@@ -175,15 +175,14 @@ class PipeRunner:
         self._set_state(PipeState.STARTING)
         committer: asyncio.Task[None] | None = None
         try:
-            if not await self._start_connectors():
-                return
-            self._set_state(PipeState.RUNNING)
-            self.log.info(
-                "pipe_started", source=self.definition.source.type, target=self.definition.target.type
-            )
-            committer = asyncio.create_task(self._commit_loop(), name=f"{self.name}:committer")
-            await self._read_loop()
-            await self._drain()
+            if await self._start_connectors():
+                self._set_state(PipeState.RUNNING)
+                self.log.info(
+                    "pipe_started", source=self.definition.source.type, target=self.definition.target.type
+                )
+                committer = asyncio.create_task(self._commit_loop(), name=f"{self.name}:committer")
+                await self._read_loop()
+                await self._drain()
         finally:
             if committer is not None:
                 committer.cancel()
@@ -423,6 +422,7 @@ class PipeRunner:
         async with self._working:
             await self._run_stages(events, FILTER, failures)
         if failures:
+            self._dirty.set()  # what settled before the retries may be committed meanwhile
             await self._retry(failures)
         self.observer.duration("batch", self.clock.monotonic() - started)
 
