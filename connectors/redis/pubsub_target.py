@@ -1,0 +1,55 @@
+"""The ``redis_pubsub`` target: PUBLISH each payload, a batch in one round trip.
+
+Delivered means the server accepted the message; Redis tells how many clients
+were subscribed at that moment, and zero is still delivered (at most once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import redis.asyncio as redis
+from pydantic import Field
+
+from connectors.redis.client import RedisOptions, close_client, map_error, open_client, redis_errors
+from pipes.codec import encode_payload
+from pipes.connector import ConnectorContext, Target
+from pipes.events import Event, Outcome
+
+__all__ = ["RedisPubSubTarget", "RedisPubSubTargetOptions"]
+
+
+class RedisPubSubTargetOptions(RedisOptions):
+    """Options of the ``redis_pubsub`` target."""
+
+    channel: str = Field(description="The channel to PUBLISH to.")
+
+
+class RedisPubSubTarget(Target):
+    """Publishes payloads in batch order."""
+
+    options_model: ClassVar[type[RedisPubSubTargetOptions]] = RedisPubSubTargetOptions
+
+    options: RedisPubSubTargetOptions
+
+    def __init__(self, options: RedisPubSubTargetOptions) -> None:
+        super().__init__(options)
+        self._client: redis.Redis | None = None
+
+    async def start(self, context: ConnectorContext) -> None:
+        self._client = open_client(self.options, name=f"pipes:{context.pipe}")
+
+    async def stop(self) -> None:
+        await close_client(self._client)
+        self._client = None
+
+    async def write(self, events: Sequence[Event]) -> Sequence[Outcome]:
+        assert self._client is not None, "write before start"
+        channel = self.options.channel
+        what = f"PUBLISH to {channel!r}"
+        async with redis_errors(what), self._client.pipeline(transaction=False) as pipe:
+            for event in events:
+                pipe.publish(channel, encode_payload(event.payload))
+            replies = await pipe.execute(raise_on_error=False)
+        return [map_error(reply, what) if isinstance(reply, Exception) else None for reply in replies]
