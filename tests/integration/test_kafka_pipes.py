@@ -137,9 +137,7 @@ async def test_kafka_to_file_with_values_that_are_not_json(kafka: KafkaBroker, t
     assert await kafka.committed(group, topic, 1) == {0: produced[-1][1] + 1}
 
 
-async def test_values_pass_through_unchanged_without_a_transform(
-    kafka: KafkaBroker, tmp_path: Path
-) -> None:
+async def test_values_pass_through_unchanged_without_a_transform(kafka: KafkaBroker, tmp_path: Path) -> None:
     topic = await kafka.create_topic(partitions=1)
     out = await kafka.create_topic(partitions=1)
     values = [b'{"a": 1}', b"text", b"\xff\x00raw"]
@@ -185,9 +183,7 @@ async def test_missing_target_topic_and_paused_broker_delay_but_lose_nothing(
         await wait_for(lambda: runner.stats.delivered >= 100, "first 100 delivered")
         second = await kafka.produce(topic, [b'{"n": %d}' % i for i in range(100, 300)])
         with kafka.paused():
-            paused_at = time.monotonic()
-            while time.monotonic() - paused_at < 3.0:  # the outage itself, not a wait for a condition
-                await asyncio.sleep(0.1)
+            await asyncio.sleep(3.0)  # the outage itself, not a wait for a condition
         await wait_for(lambda: runner.stats.delivered >= 300, "all 300 delivered", 60)
         await wait_for_committed(kafka, group, topic, last_offsets(first + second, 2))
     finally:
