@@ -269,6 +269,8 @@ def _json_error(text: str, placeholders: list[_Placeholder]) -> json.JSONDecodeE
         json.loads(filled, parse_constant=reject_constant)
     except json.JSONDecodeError as exc:
         return exc
+    except RecursionError:
+        return json.JSONDecodeError("nested too deeply", filled, 0)
     return None
 
 
