@@ -6,7 +6,7 @@ import pytest
 
 from connectors.stdout import StdoutOptions, StdoutTarget, connector
 from pipes.connector import ConnectorContext
-from pipes.events import Event
+from pipes.events import Event, Outcome
 
 
 def payload_events(*payloads: object) -> list[Event]:
@@ -15,7 +15,7 @@ def payload_events(*payloads: object) -> list[Event]:
     ]
 
 
-async def write(options: StdoutOptions, *payloads: object) -> list[object]:
+async def write(options: StdoutOptions, *payloads: object) -> list[Outcome]:
     target = StdoutTarget(options)
     await target.start(ConnectorContext(pipe="t"))
     outcomes = list(await target.write(payload_events(*payloads)))
