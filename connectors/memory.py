@@ -104,12 +104,14 @@ class MemorySource(Source):
         self.channel = HUB.channel(options.channel)
         self.next_index: dict[str, int] = {}
         self.tracks_position = options.native_commit  # type: ignore[misc]
+        self.once = False
 
     async def start(self, context: SourceContext) -> None:
         start_at: Mapping[str, Position] = (
             self.channel.committed if self.tracks_position else context.checkpoint
         )
         self.next_index = {p: int(pos) + 1 for p, pos in start_at.items()}
+        self.once = context.once
 
     def _unread(self) -> int:
         return sum(len(items) - self.next_index.get(p, 0) for p, items in self.channel.partitions.items())
@@ -117,6 +119,8 @@ class MemorySource(Source):
     async def read(self, max_events: int, timeout_s: float) -> list[Event]:
         grew = self.channel.grew()
         if self._unread() <= 0:
+            if self.once:
+                return []  # --once: the end is known, nothing to wait for
             grew.clear()
             try:
                 await asyncio.wait_for(grew.wait(), timeout_s)

@@ -158,7 +158,7 @@ class _Errors:
     def __init__(self, file: str, located: Located) -> None:
         self.file = file
         self.located = located
-        self.lines: list[str] = []
+        self._found: list[tuple[int, int, str]] = []
 
     def add(self, path: KeyPath, message: str) -> None:
         line, col = self.located.position(path)
@@ -167,7 +167,16 @@ class _Errors:
     def add_at(self, line: int, col: int, path: KeyPath, message: str) -> None:
         dotted = _dotted(path)
         where = f"{dotted}: " if dotted else ""
-        self.lines.append(f"{self.file}:{line}:{col}: {where}{_one_line(message)}")
+        self._found.append((line, col, f"{self.file}:{line}:{col}: {where}{_one_line(message)}"))
+
+    @property
+    def count(self) -> int:
+        return len(self._found)
+
+    @property
+    def lines(self) -> list[str]:
+        """In file order, so a reader can fix them top to bottom."""
+        return [text for _, _, text in sorted(self._found, key=lambda f: (f[0], f[1]))]
 
 
 def _dotted(path: KeyPath) -> str:
@@ -223,7 +232,7 @@ def _load_pipe(item: Any, prefix: KeyPath, errors: _Errors, registry: Registry) 
     if not isinstance(item, dict):
         errors.add(prefix, "a pipe must be a mapping with at least name, source and target")
         return None
-    before = len(errors.lines)
+    before = errors.count
     config: PipeConfig | None = None
     try:
         config = PipeConfig.model_validate(item)
@@ -266,7 +275,7 @@ def _load_pipe(item: Any, prefix: KeyPath, errors: _Errors, registry: Registry) 
             transform_stage = TransformStage(config.transform)
         except StageError as exc:
             errors.add((*prefix, "transform", *exc.path), str(exc))
-    if len(errors.lines) > before or config is None:
+    if errors.count > before or config is None:
         return None
     source, target = bound["source"], bound["target"]
     assert source is not None and target is not None

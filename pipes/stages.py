@@ -50,7 +50,7 @@ class FilterStage:
             try:
                 self._patterns = EventFilter.compile(config.patterns)
             except ValueError as exc:
-                raise StageError(("patterns",), str(exc)) from None
+                raise StageError(("patterns", *_failing_index(config.patterns)), str(exc)) from None
         self._jmespath = compile_jmespath(config.jmespath, ("jmespath",)) if config.jmespath else None
 
     def matches(self, record: Mapping[str, Any]) -> bool:
@@ -63,6 +63,18 @@ class FilterStage:
             except jmespath.exceptions.JMESPathError as exc:
                 raise FatalError(f"filter.jmespath failed: {exc}") from None
         return True
+
+
+def _failing_index(patterns: list[Any]) -> tuple[int, ...]:
+    """Which pattern fails on its own, so the error points at its line."""
+    from pipes.patterns import EventFilter
+
+    for index, pattern in enumerate(patterns):
+        try:
+            EventFilter.compile([pattern])
+        except ValueError:
+            return (index,)
+    return ()
 
 
 def _truthy(value: Any) -> bool:

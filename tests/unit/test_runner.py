@@ -71,15 +71,16 @@ async def test_delivers_bodies_in_order_per_partition(channels: dict[str, str]) 
 async def test_batches_are_cut_by_size(channels: dict[str, str]) -> None:
     channel(channels["in"]).put(*range(25))
     clock = ManualClock()
-    runner = runner_for(pipe(channels, batch={"size": 10, "window": "5m"}), clock)
+    runner = runner_for(pipe(channels, batch={"size": 10, "window": "5m"}), clock, once=False)
     task = asyncio.create_task(runner.run())
     out = channel(channels["out"])
     await wait_until(lambda: out.batch_sizes == [10, 10], what="two full batches")
-    # The last five wait for the window (the clock has not moved) -- or for the
-    # --once run to see the source caught up, which ends the window early.
-    await wait_until(lambda: task.done() or len(out.written) == 25, what="the tail")
+    await wait_until(lambda: clock.sleepers > 1, what="the tail waiting for its window")
+    assert out.batch_sizes == [10, 10]  # the last five wait for the window
+    await clock.advance(300)
+    await wait_until(lambda: out.batch_sizes == [10, 10, 5], what="the tail after the window")
+    runner.request_stop()
     await task
-    assert out.batch_sizes == [10, 10, 5]
 
 
 async def test_batches_are_cut_by_window(channels: dict[str, str]) -> None:
