@@ -172,6 +172,8 @@ ANYTHING_BUT = [
     case("anything-but on a missing field", {"x": [{"anything-but": "a"}]}, {}, False),
     case("anything-but on an object value", {"x": [{"anything-but": "a"}]}, {"x": {"y": "b"}}, False),
     case("anything-but on null", {"x": [{"anything-but": "a"}]}, {"x": None}, True),
+    case("anything-but number on null", {"x": [{"anything-but": [100]}]}, {"x": None}, True),
+    case("anything-but number on a boolean", {"x": [{"anything-but": [100]}]}, {"x": True}, True),
     case(
         "anything-but on an array with another value",
         {"p": [{"anything-but": [100, 500]}]},
@@ -253,6 +255,9 @@ NUMERIC = [
     case("numeric beyond 5e9 never matches", {"n": [{"numeric": [">", 0]}]}, {"n": 6e9}, False),
     case("numeric at 5e9 matches", {"n": [{"numeric": [">", 0]}]}, {"n": 5_000_000_000}, True),
     case("two numeric ranges OR", {"n": [{"numeric": ["<", 0]}, {"numeric": [">", 10]}]}, {"n": 11}, True),
+    case(
+        "full double precision (AWS: 6 decimals)", {"n": [{"numeric": [">", 100]}]}, {"n": 100.0000001}, True
+    ),
     case("big integers compare exactly", {"n": [{"numeric": ["<", 5e9]}]}, {"n": 10**30}, False),
 ]
 
@@ -294,6 +299,18 @@ EXISTS = [
         {"e": {"name": ["b"], "c": [{"exists": False}]}},
         {"e": [{"name": "a"}, {"name": "b", "c": 1}]},
         False,
+    ),
+    case(
+        "doc example: absent from every element",
+        {"items": {"gift": [{"exists": False}]}},
+        {"items": [{"sku": "a"}, {"sku": "b", "gift": True}]},
+        False,
+    ),
+    case(
+        "doc example: absent in the element that meets the rest",
+        {"items": {"sku": ["a"], "gift": [{"exists": False}]}},
+        {"items": [{"sku": "a"}, {"sku": "b", "gift": True}]},
+        True,
     ),
     case("exists false or value", {"c": [{"exists": False}, "x"]}, {"c": "x"}, True),
     case("exists false or value: missing", {"c": [{"exists": False}, "x"]}, {}, True),
