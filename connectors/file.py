@@ -158,6 +158,8 @@ class FileSource(Source):
         if size < read_end:
             self._log.warning("file_truncated", path=path, position=read_end, size=size)
             self._restart(handle)
+            # --once must still end: the end seen at start may no longer exist.
+            self._end_at_start = min(self._end_at_start or 0, size)
             return True
         try:
             inode = os.stat(path).st_ino

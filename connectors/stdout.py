@@ -56,8 +56,13 @@ class StdoutTarget(Target):
         stream = sys.stdout
         try:
             stream.flush()  # text printed before must come out before our bytes
-            stream.buffer.write(data)
-            stream.buffer.flush()
+            binary = getattr(stream, "buffer", None)
+            if binary is None:  # replaced by a text-only stream (embedding, notebooks)
+                stream.write(data.decode("utf-8", "replace"))
+                stream.flush()
+            else:
+                binary.write(data)
+                binary.flush()
         except OSError as exc:
             error = RetryableError(f"stdout: cannot write: {exc.strerror or exc}")
             return [error] * len(events)

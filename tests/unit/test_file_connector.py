@@ -335,3 +335,17 @@ async def test_write_errors_are_retryable_per_event(fsync: bool) -> None:
 def test_connector_descriptor() -> None:
     assert connector.name == "file"
     assert connector.roles == ["source", "target"]
+
+
+async def test_once_ends_when_the_file_is_truncated_below_the_start_size(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"one\ntwo\nthree\n")
+    source = await open_source(path, once=True)
+    assert bodies(await source.read(1, 0)) == ["one"]
+    path.write_bytes(b"x\n")  # truncated and rewritten, shorter than at start
+    # Lines already read into memory before the truncation still come out.
+    assert bodies(await source.read(100, 0)) == ["two", "three"]
+    assert bodies(await source.read(100, 0)) == ["x"]
+    assert source.caught_up()
+    assert await source.read(100, 0) == []
+    await source.stop()

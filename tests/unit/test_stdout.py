@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import sys
+
 import pytest
 
 from connectors.stdout import StdoutOptions, StdoutTarget, connector
@@ -54,3 +57,10 @@ def test_options_and_descriptor() -> None:
         assert field.description, name
     assert connector.name == "stdout"
     assert connector.roles == ["target"]
+
+
+async def test_text_only_stdout(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", stream)
+    assert await write(StdoutOptions(), {"a": 1}, "é") == [None, None]
+    assert stream.getvalue() == '{"a":1}\né\n'
