@@ -71,8 +71,9 @@ class RedisLookupEnricher(Enricher):
         if self.options.command == "json":
             client: Any = self._client
             async with redis_errors("COMMAND INFO JSON.GET"):
-                info: Any = await client.execute_command("COMMAND", "INFO", "JSON.GET")
-            # Without the module the reply is [nil]; a server that refuses COMMAND
+                info: Any = await client.execute_command("COMMAND INFO", "JSON.GET")
+            # "COMMAND INFO" as one name: redis-py then leaves the reply unparsed ([nil]
+            # without the module; its parser fails on that). A server that refuses COMMAND
             # raises, which is an error to fix, not a module to guess at.
             self._json_module = isinstance(info, list) and any(item is not None for item in info)
 
