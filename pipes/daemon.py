@@ -1,39 +1,75 @@
-"""Many pipes in one process: start them, watch them, stop them cleanly.
+"""Many pipes in one process: desired state, hot reload, start/stop, clean shutdown.
 
 Each pipe runs in its own task with its own connectors, so a pipe whose
 system is down (or whose definition a system refuses) never stops the others.
+
+Reload compares each pipe's *fingerprint* (its YAML after env interpolation)
+with the running one: only pipes whose definition changed are restarted
+(stop, drain, commit, then start the new definition), and the runners of
+unchanged pipes are not touched at all, so they see no gap and deliver no
+duplicate. A file that no longer validates changes nothing for its pipes;
+they keep running with the definition they had.
+
+Every change of the set of runners (reload, start, stop) runs under one lock,
+so a SIGHUP arriving during an API stop cannot start a pipe twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Iterable
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
 
 from pipes.checkpoints import CheckpointStore
 from pipes.clock import Clock, SystemClock
-from pipes.config import PipeDefinition
+from pipes.config import FileResult, PipeDefinition, find_files, load_paths
 from pipes.errors import FatalError
+from pipes.events import Position
+from pipes.metrics import DaemonMetrics, PipeObserver, PipeProbe
 from pipes.observe import PipeLog
-from pipes.runner import PipeRunner, PipeState
+from pipes.runner import PipeRunner, PipeState, PipeStats
 
-__all__ = ["Daemon", "PipeHandle"]
+__all__ = ["DESIRED_STATES", "Daemon", "PipeHandle", "ReloadReport", "UnknownPipe"]
+
+RUNNING, STOPPED = PipeState.RUNNING, PipeState.STOPPED
+DESIRED_STATES = (RUNNING, STOPPED)
+
+type Loader = Callable[[Sequence[str]], list[FileResult]]
+
+
+class UnknownPipe(LookupError):
+    """No pipe of that name is configured."""
 
 
 @dataclass
 class PipeHandle:
-    """A pipe the daemon knows: its definition, its runner while it runs, its task."""
+    """A pipe the daemon knows: definition, desired state, its current runner and task.
+
+    The runner of the last run is kept after it stopped, so its checkpoint
+    positions and last error stay visible; ``earlier`` holds the counters of the
+    runs before it, so counters survive restarts as the metrics do.
+    """
 
     definition: PipeDefinition
+    desired: str
+    observer: PipeObserver
     runner: PipeRunner | None = None
     task: asyncio.Task[None] | None = None
     error: str | None = None
-    started_at: float = field(default_factory=time.monotonic)
+    earlier: PipeStats = field(default_factory=PipeStats)
 
     @property
     def name(self) -> str:
         return self.definition.name
+
+    @property
+    def alive(self) -> bool:
+        return self.task is not None and not self.task.done()
 
     @property
     def state(self) -> str:
@@ -41,42 +77,176 @@ class PipeHandle:
             return self.runner.state
         return PipeState.FAILED if self.error else PipeState.STOPPED
 
+    @property
+    def last_error(self) -> str | None:
+        if self.error:
+            return self.error
+        return self.runner.last_error if self.runner is not None else None
+
+    def counters(self) -> dict[str, Any]:
+        """Counters over every run of this pipe in this process."""
+        total = _add(self.earlier, self.runner.stats) if self.runner is not None else self.earlier
+        return total.as_dict()
+
+    def positions(self) -> dict[str, Position] | None:
+        """Checkpoint positions as last settled; None when the pipe never ran here."""
+        return self.runner.tracker.positions() if self.runner is not None else None
+
+    def lag(self) -> Mapping[str, int] | None:
+        if self.runner is None or not self.alive:
+            return None
+        try:
+            return self.runner.source.lag()
+        except Exception:  # lag is best effort; a scrape must never fail on it
+            return None
+
+
+def _add(a: PipeStats, b: PipeStats) -> PipeStats:
+    stages = dict(a.failed_by_stage)
+    for stage, n in b.failed_by_stage.items():
+        stages[stage] = stages.get(stage, 0) + n
+    return PipeStats(
+        received=a.received + b.received,
+        filtered=a.filtered + b.filtered,
+        dropped=a.dropped + b.dropped,
+        delivered=a.delivered + b.delivered,
+        failed=a.failed + b.failed,
+        retried=a.retried + b.retried,
+        dead_lettered=a.dead_lettered + b.dead_lettered,
+        failed_by_stage=stages,
+    )
+
+
+@dataclass
+class ReloadReport:
+    """What one reload did, by pipe name; ``errors`` are FILE:LINE:COL lines."""
+
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    restarted: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
 
 class Daemon:
-    """Runs pipe definitions; ``run()`` returns when all have stopped (or finished, ``once``)."""
+    """Runs pipe definitions until stopped (or, ``once``, until every pipe has finished).
+
+    ``paths`` are what ``reload()`` reads again; ``definitions`` the pipes to
+    start with (already loaded and checked by the caller).
+    """
 
     def __init__(
         self,
-        definitions: Iterable[PipeDefinition],
+        definitions: Iterable[PipeDefinition] = (),
         *,
         store: CheckpointStore,
+        paths: Sequence[str] = (),
         state_dir: str = "state",
         once: bool = False,
         drain_timeout_s: float = 30.0,
         clock: Clock | None = None,
+        metrics: DaemonMetrics | None = None,
+        loader: Loader | None = None,
+        runner_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.store = store
+        self.paths = list(paths)
         self.state_dir = state_dir
         self.once = once
         self.drain_timeout_s = drain_timeout_s
         self.clock = clock or SystemClock()
-        self.pipes: dict[str, PipeHandle] = {d.name: PipeHandle(d) for d in definitions}
-        self._stopping = False
+        self.metrics = metrics or DaemonMetrics()
+        self.metrics.set_probe(self.probes)
+        self.loader: Loader = loader or load_paths
+        self.runner_options = dict(runner_options or {})
+        self.log = structlog.get_logger().bind(component="daemon")
+        self.pipes: dict[str, PipeHandle] = {}
+        for d in definitions:
+            if d.name not in self.pipes:
+                self.pipes[d.name] = self._handle(d)
+        #: Called after the set of runners changed (the CLI's progress line follows it).
+        self.on_change: Callable[[], None] | None = None
+        self._lock = asyncio.Lock()
+        self._stop = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._background: set[asyncio.Task[Any]] = set()
+        # Taken now, close to when the caller loaded the definitions, so that
+        # --watch sees a file changed between loading and watching.
+        self._signature = self.file_signature() if self.paths else {}
 
-    def start_pipe(self, handle: PipeHandle) -> None:
-        runner = PipeRunner(
-            handle.definition,
-            store=self.store,
-            clock=self.clock,
-            once=self.once,
-            state_dir=self.state_dir,
-            drain_timeout_s=self.drain_timeout_s,
-            log=PipeLog(handle.name, handle.definition.config.log_level),
+    # ------------------------------------------------------------------ running
+
+    def _handle(self, definition: PipeDefinition) -> PipeHandle:
+        return PipeHandle(
+            definition, desired=definition.config.state, observer=self.metrics.observer(definition.name)
         )
-        handle.runner = runner
+
+    async def run(self) -> None:
+        """Start the pipes that should run; return once stopped and drained."""
+        for handle in self.pipes.values():
+            if handle.desired == RUNNING:
+                self._start(handle)
+        self._notify()
+        if self.once:
+            # Wait for every runner, including ones a reload or the API started meanwhile.
+            while True:
+                tasks = {h.task for h in self.pipes.values() if h.task is not None and not h.task.done()}
+                if not tasks and not self._lock.locked():
+                    break
+                self._changed.clear()
+                changed = asyncio.ensure_future(self._changed.wait())
+                await asyncio.wait({*tasks, changed}, return_when=asyncio.FIRST_COMPLETED)
+                changed.cancel()
+        else:
+            await self._stop.wait()
+        await self._shutdown()
+
+    def request_stop(self) -> None:
+        """Stop pulling everywhere; each pipe drains within the drain timeout."""
+        self._stop.set()
+        for handle in self.pipes.values():
+            if handle.runner is not None and handle.alive:
+                handle.runner.request_stop()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    async def _shutdown(self) -> None:
+        self.request_stop()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        tasks = [h.task for h in self.pipes.values() if h.task is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _start(self, handle: PipeHandle) -> None:
+        if self._stop.is_set() or handle.alive:
+            return
+        if handle.runner is not None:
+            handle.earlier = _add(handle.earlier, handle.runner.stats)
         handle.error = None
-        handle.started_at = time.monotonic()
+        try:
+            runner = PipeRunner(
+                handle.definition,
+                store=self.store,
+                clock=self.clock,
+                once=self.once,
+                state_dir=self.state_dir,
+                drain_timeout_s=self.drain_timeout_s,
+                observer=handle.observer,
+                log=PipeLog(handle.name, handle.definition.config.log_level),
+                **self.runner_options,
+            )
+        except Exception as exc:  # a connector that cannot even be built fails its pipe alone
+            handle.runner = None
+            handle.task = None
+            handle.error = f"{type(exc).__name__}: {exc}"
+            self.log.error("pipe_build_failed", pipe=handle.name, error=handle.error)
+            return
+        handle.runner = runner
         handle.task = asyncio.create_task(self._run_one(handle, runner), name=f"pipe:{handle.name}")
+        self._changed.set()
 
     async def _run_one(self, handle: PipeHandle, runner: PipeRunner) -> None:
         try:
@@ -87,22 +257,207 @@ class Daemon:
             handle.error = f"{type(exc).__name__}: {exc}"
             runner.state = PipeState.FAILED
             runner.last_error = handle.error
+            handle.observer.state(PipeState.FAILED)
             runner.log.error("pipe_crashed", error=handle.error)
 
-    async def run(self) -> None:
-        for handle in self.pipes.values():
-            if handle.definition.config.state == "RUNNING":
-                self.start_pipe(handle)
-        tasks = [h.task for h in self.pipes.values() if h.task is not None]
-        if tasks:
-            await asyncio.gather(*tasks)
+    async def _stop_pipe(self, handle: PipeHandle) -> None:
+        """Stop one pipe and wait until it drained and committed."""
+        if handle.runner is not None and handle.alive:
+            handle.runner.request_stop()
+        if handle.task is not None:
+            await asyncio.gather(handle.task, return_exceptions=True)
 
-    def request_stop(self) -> None:
-        """Stop pulling everywhere; each pipe drains within the drain timeout."""
-        self._stopping = True
+    def _notify(self) -> None:
+        self._changed.set()
+        if self.on_change is not None:
+            self.on_change()
+
+    # ------------------------------------------------------------------ desired state
+
+    def get(self, name: str) -> PipeHandle:
+        handle = self.pipes.get(name)
+        if handle is None:
+            raise UnknownPipe(name)
+        return handle
+
+    def set_desired(self, name: str, desired: str) -> PipeHandle:
+        """Record the desired state now; the pipe starts or stops in the background.
+
+        The runtime desired state lives in memory only: a restart of the
+        daemon, or a change of ``state:`` in the pipe's file, overrides it.
+        """
+        if desired not in DESIRED_STATES:
+            raise ValueError(f"desired state must be one of {', '.join(DESIRED_STATES)}")
+        handle = self.get(name)
+        handle.desired = desired
+        self.log.info("pipe_desired_state", pipe=name, desired=desired)
+        self._spawn(self._reconcile(name))
+        return handle
+
+    async def start_pipe(self, name: str) -> None:
+        """Desire RUNNING and wait until a runner was started (or the pipe was running)."""
+        self.get(name).desired = RUNNING
+        await self._reconcile(name)
+
+    async def stop_pipe(self, name: str) -> None:
+        """Desire STOPPED and wait until the pipe drained and committed."""
+        self.get(name).desired = STOPPED
+        await self._reconcile(name)
+
+    async def _reconcile(self, name: str) -> None:
+        async with self._lock:
+            handle = self.pipes.get(name)
+            if handle is None:
+                return
+            if handle.desired == STOPPED and handle.alive:
+                await self._stop_pipe(handle)
+            elif handle.desired == RUNNING and not handle.alive:
+                self._start(handle)
+        self._notify()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # ------------------------------------------------------------------ reload
+
+    def schedule_reload(self) -> None:
+        """Reload in the background (from a signal handler)."""
+        if not self._stop.is_set():
+            self._spawn(self.reload())
+
+    async def reload(self) -> ReloadReport:
+        """Read the paths again and apply the differences (see the module docstring)."""
+        report = ReloadReport()
+        if self._stop.is_set():
+            return report
+        async with self._lock:
+            self.log.info("reload_started", paths=self.paths)
+            results = await asyncio.to_thread(self.loader, self.paths)
+            chosen = self._choose(results, report)
+            await self._apply(chosen, report)
+        self.log.info(
+            "reload_done",
+            added=report.added,
+            removed=report.removed,
+            restarted=report.restarted,
+            unchanged=len(report.unchanged),
+            errors=len(report.errors),
+        )
+        self._notify()
+        return report
+
+    def _choose(self, results: list[FileResult], report: ReloadReport) -> dict[str, PipeDefinition]:
+        """The definitions the daemon should run after this reload, by name."""
+        invalid: set[str] = set()
+        candidates: list[PipeDefinition] = []
+        for result in results:
+            if result.errors:
+                if not Path(result.path).exists():
+                    continue  # removed between listing and reading: a removal, not an error
+                invalid.add(result.path)
+                for line in result.errors:
+                    self.log.error("config_invalid", file=result.path, error=line)
+                    report.errors.append(line)
+            else:
+                candidates.extend(result.pipes)
+        chosen: dict[str, PipeDefinition] = {}
+        # An invalid file's pipes keep the definition they run with.
         for handle in self.pipes.values():
-            if handle.runner is not None:
-                handle.runner.request_stop()
+            if handle.definition.file in invalid:
+                chosen[handle.name] = handle.definition
+        # A name defined twice goes to the file that defined it before, then to the first file.
+        owner = {name: h.definition.file for name, h in self.pipes.items()}
+        for d in candidates:
+            if d.name not in chosen and owner.get(d.name) == d.file:
+                chosen[d.name] = d
+        for d in candidates:
+            first = chosen.get(d.name)
+            if first is None:
+                chosen[d.name] = d
+            elif first is not d:
+                line = (
+                    f"{d.file}:1:1: name: pipe {d.name!r} is also defined in {first.file}; keeping that one"
+                )
+                self.log.error("config_invalid", file=d.file, error=line)
+                report.errors.append(line)
+        return chosen
+
+    async def _apply(self, chosen: dict[str, PipeDefinition], report: ReloadReport) -> None:
+        removed = [h for name, h in self.pipes.items() if name not in chosen]
+        changed: list[tuple[PipeHandle, PipeDefinition]] = []
+        for name, d in chosen.items():
+            handle = self.pipes.get(name)
+            if handle is None:
+                handle = self.pipes[name] = self._handle(d)
+                report.added.append(name)
+                self.log.info("pipe_added", pipe=name, file=d.file)
+                if handle.desired == RUNNING:
+                    self._start(handle)
+            elif d.fingerprint != handle.definition.fingerprint or d.file != handle.definition.file:
+                changed.append((handle, d))
+            else:
+                report.unchanged.append(name)
+        for handle in removed:
+            self.log.info("pipe_removed", pipe=handle.name, file=handle.definition.file)
+        for handle, _ in changed:
+            self.log.info("pipe_changed", pipe=handle.name, file=handle.definition.file)
+        await asyncio.gather(*(self._stop_pipe(h) for h in [*removed, *(h for h, _ in changed)]))
+        for handle in removed:
+            del self.pipes[handle.name]
+            self.metrics.forget(handle.name)
+            report.removed.append(handle.name)
+        for handle, d in changed:
+            # A change of `state:` in the file wins over a start/stop by the API.
+            if d.config.state != handle.definition.config.state:
+                handle.desired = d.config.state
+            handle.definition = d
+            report.restarted.append(handle.name)
+            if handle.desired == RUNNING:
+                self._start(handle)
+
+    # ------------------------------------------------------------------ watching
+
+    def file_signature(self) -> dict[str, tuple[int, int]]:
+        """mtime and size of every pipe file under the paths (what --watch compares)."""
+        out: dict[str, tuple[int, int]] = {}
+        for path in find_files(self.paths):
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            out[str(path)] = (st.st_mtime_ns, st.st_size)
+        return out
+
+    async def watch(self, interval_s: float = 1.0) -> None:
+        """Reload whenever a pipe file appears, disappears or changes; until stopped."""
+        while not self._stop.is_set():
+            try:
+                await asyncio.wait_for(self._stop.wait(), interval_s)
+                return
+            except TimeoutError:
+                pass
+            now = await asyncio.to_thread(self.file_signature)
+            if now != self._signature:
+                self._signature = now
+                await self.reload()
+
+    # ------------------------------------------------------------------ views
+
+    def probes(self) -> list[PipeProbe]:
+        out = []
+        for h in list(self.pipes.values()):
+            in_flight = h.runner.tracker.in_flight if h.runner is not None and h.alive else 0
+            out.append(PipeProbe(h.name, h.state, in_flight, h.lag()))
+        return out
+
+    def not_ready(self) -> dict[str, str]:
+        """Pipes that should run and are not RUNNING, with their states."""
+        return {h.name: h.state for h in self.pipes.values() if h.desired == RUNNING and h.state != RUNNING}
+
+    def runners(self) -> list[PipeRunner]:
+        return [h.runner for h in self.pipes.values() if h.runner is not None]
 
     @property
     def failed(self) -> list[PipeHandle]:

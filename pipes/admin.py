@@ -1,0 +1,196 @@
+"""The admin HTTP API: health, readiness, metrics, and per-pipe state and control.
+
+Bound to 127.0.0.1 by default: it can stop pipes, so it is not for the open
+network. With ``PIPES_ADMIN_TOKEN`` set, every endpoint but ``/healthz``
+requires ``Authorization: Bearer <token>`` (liveness probes rarely carry
+secrets, and ``/healthz`` reveals nothing). Every error is JSON
+``{"error": "..."}``, so clients never parse HTML.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from pipes.admin_openapi import openapi_document
+from pipes.daemon import RUNNING, STOPPED, Daemon, PipeHandle
+from pipes.metrics import CONTENT_TYPE
+
+__all__ = ["DEFAULT_ADMIN", "TOKEN_ENV", "AdminServer", "make_app", "parse_admin"]
+
+DEFAULT_ADMIN = "127.0.0.1:9900"
+TOKEN_ENV = "PIPES_ADMIN_TOKEN"
+
+_DAEMON: web.AppKey[Daemon] = web.AppKey("daemon", Daemon)
+_TOKEN: web.AppKey[str] = web.AppKey("token", str)
+_OPEN = frozenset({"/healthz"})
+
+type Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def parse_admin(value: str) -> tuple[str, int] | None:
+    """``HOST:PORT`` (or ``off``) to an address; ``ValueError`` with a readable message."""
+    if value.strip().lower() == "off":
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{value!r}: use HOST:PORT (e.g. {DEFAULT_ADMIN}) or off")
+    return host.strip("[]"), int(port)
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def _error(message: str, status: int) -> web.Response:
+    return _json({"error": message}, status)
+
+
+@web.middleware
+async def _errors_and_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    token = request.app[_TOKEN]
+    if token and request.path not in _OPEN:
+        given = request.headers.get("Authorization", "")
+        scheme, _, value = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+            response = _error("missing or wrong bearer token (see PIPES_ADMIN_TOKEN)", 401)
+            response.headers["WWW-Authenticate"] = 'Bearer realm="pipes"'
+            return response
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.content_type == "application/json":
+            raise
+        return _error(exc.reason, exc.status)
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return _json({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    daemon = request.app[_DAEMON]
+    waiting = daemon.not_ready()
+    if daemon.stopping:
+        return _json({"status": "stopping", "not_ready": waiting}, 503)
+    if waiting:
+        return _json({"status": "not ready", "not_ready": waiting}, 503)
+    return _json({"status": "ready"})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    body = request.app[_DAEMON].metrics.render()
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = CONTENT_TYPE
+    return response
+
+
+def _summary(handle: PipeHandle) -> dict[str, Any]:
+    return {
+        "name": handle.name,
+        "file": handle.definition.file,
+        "state": handle.state,
+        "desired_state": handle.desired,
+        "counters": handle.counters(),
+        "last_error": handle.last_error,
+    }
+
+
+async def _pipes(request: web.Request) -> web.Response:
+    daemon = request.app[_DAEMON]
+    return _json({"pipes": [_summary(h) for h in daemon.pipes.values()]})
+
+
+def _lookup(request: web.Request) -> PipeHandle:
+    name = request.match_info["name"]
+    handle = request.app[_DAEMON].pipes.get(name)
+    if handle is None:
+        raise web.HTTPNotFound(
+            text=orjson.dumps({"error": f"no pipe named {name!r}"}).decode(), content_type="application/json"
+        )
+    return handle
+
+
+async def _pipe(request: web.Request) -> web.Response:
+    handle = _lookup(request)
+    detail = _summary(handle)
+    positions = handle.positions()
+    if positions is None:
+        try:
+            positions = await request.app[_DAEMON].store.load(handle.name)
+        except Exception:  # the store may be down; the rest of the answer is still useful
+            positions = None
+    detail["checkpoint"] = positions
+    lag = handle.lag()
+    detail["source_lag"] = dict(lag) if lag is not None else None
+    return _json(detail)
+
+
+async def _set(request: web.Request, desired: str) -> web.Response:
+    handle = _lookup(request)
+    daemon = request.app[_DAEMON]
+    if daemon.stopping:
+        return _error("the daemon is shutting down", 409)
+    unchanged = handle.desired == desired and (handle.alive == (desired == RUNNING))
+    daemon.set_desired(handle.name, desired)
+    return _json(
+        {"name": handle.name, "desired_state": handle.desired, "state": handle.state},
+        200 if unchanged else 202,
+    )
+
+
+async def _stop(request: web.Request) -> web.Response:
+    return await _set(request, STOPPED)
+
+
+async def _start(request: web.Request) -> web.Response:
+    return await _set(request, RUNNING)
+
+
+async def _openapi(request: web.Request) -> web.Response:
+    return _json(openapi_document())
+
+
+def make_app(daemon: Daemon, token: str | None = None) -> web.Application:
+    """The API as an aiohttp application (``AdminServer`` serves it; tests use it directly)."""
+    app = web.Application(middlewares=[_errors_and_auth])
+    app[_DAEMON] = daemon
+    app[_TOKEN] = token or ""
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/pipes", _pipes)
+    app.router.add_get("/pipes/{name}", _pipe)
+    app.router.add_post("/pipes/{name}/stop", _stop)
+    app.router.add_post("/pipes/{name}/start", _start)
+    app.router.add_get("/openapi.json", _openapi)
+    return app
+
+
+class AdminServer:
+    """Serves ``make_app`` on HOST:PORT; port 0 picks a free port (see ``port`` after start)."""
+
+    def __init__(self, daemon: Daemon, host: str, port: int, token: str | None = None) -> None:
+        self.host = host
+        self.port = port
+        self._runner = web.AppRunner(make_app(daemon, token), access_log=None, handle_signals=False)
+
+    async def start(self) -> None:
+        """Bind and serve; ``OSError`` when the address is taken."""
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        try:
+            await site.start()
+        except OSError:
+            await self._runner.cleanup()
+            raise
+        addresses = self._runner.addresses
+        if addresses:
+            self.port = int(addresses[0][1])
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()

@@ -1,0 +1,127 @@
+"""``pipes status``, ``pipes stop NAME`` and ``pipes start NAME``: clients of the admin API.
+
+A daemon that is not there is the common case (not started, started with
+``--admin off``, another port), so it gets one line naming the address and
+the likely fix, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import Any, TextIO
+
+import aiohttp
+import orjson
+
+from pipes.admin import DEFAULT_ADMIN, TOKEN_ENV, parse_admin
+
+__all__ = ["AdminUnreachable", "call", "control", "format_table", "status"]
+
+
+class AdminUnreachable(Exception):
+    """No daemon answered at the address."""
+
+
+class AdminError(Exception):
+    """The daemon answered with an error."""
+
+
+async def call(address: str, method: str, path: str, token: str | None, timeout_s: float = 5.0) -> Any:
+    """One request to the API; the decoded JSON answer."""
+    parsed = parse_admin(address)
+    if parsed is None:
+        raise ValueError("--admin off: there is no API to ask")
+    host, port = parsed
+    host = f"[{host}]" if ":" in host else host
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.request(method, f"http://{host}:{port}{path}", headers=headers) as response,
+        ):
+            body = await response.read()
+            status = response.status
+    except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+        raise AdminUnreachable(str(exc)) from None
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise AdminError(f"HTTP {status}: not a pipes admin API answer") from None
+    if status >= 400:
+        message = data.get("error") if isinstance(data, dict) else None
+        raise AdminError(f"HTTP {status}: {message or data}")
+    return data
+
+
+def format_table(pipes: list[dict[str, Any]]) -> list[str]:
+    header = ("NAME", "STATE", "DESIRED", "RECEIVED", "DELIVERED", "FAILED", "LAST ERROR")
+    rows = [header]
+    for p in pipes:
+        c = p.get("counters", {})
+        rows.append(
+            (
+                str(p["name"]),
+                str(p["state"]),
+                str(p["desired_state"]),
+                f"{c.get('received', 0):,}",
+                f"{c.get('delivered', 0):,}",
+                f"{c.get('failed', 0):,}",
+                " ".join(str(p.get("last_error") or "").split())[:80],
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
+    lines = []
+    for row in rows:
+        cells = [
+            cell.rjust(w) if 3 <= i <= 5 else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row[:-1], widths, strict=True))
+        ]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    return lines
+
+
+def _unreachable(command: str, address: str) -> str:
+    return f"pipes {command}: no daemon at {address} (is `pipes run` running with --admin?)"
+
+
+def _run(command: str, address: str, coro: Any, out: TextIO) -> int:
+    try:
+        return int(asyncio.run(coro))
+    except AdminUnreachable:
+        print(_unreachable(command, address), file=sys.stderr)
+    except AdminError as exc:
+        print(f"pipes {command}: {exc}", file=sys.stderr)
+    except ValueError as exc:
+        print(f"pipes {command}: --admin {exc}", file=sys.stderr)
+    return 1
+
+
+def status(address: str | None = None, out: TextIO | None = None) -> int:
+    address = address or DEFAULT_ADMIN
+    stream = out or sys.stdout
+
+    async def go() -> int:
+        data = await call(address, "GET", "/pipes", os.environ.get(TOKEN_ENV))
+        for line in format_table(list(data.get("pipes", []))):
+            print(line, file=stream)
+        return 0
+
+    return _run("status", address, go(), stream)
+
+
+def control(verb: str, name: str, address: str | None = None, out: TextIO | None = None) -> int:
+    """``verb`` is ``start`` or ``stop``."""
+    address = address or DEFAULT_ADMIN
+    stream = out or sys.stdout
+
+    async def go() -> int:
+        from urllib.parse import quote
+
+        data = await call(address, "POST", f"/pipes/{quote(name, safe='')}/{verb}", os.environ.get(TOKEN_ENV))
+        print(f"{data['name']}: desired {data['desired_state']} (now {data['state']})", file=stream)
+        return 0
+
+    return _run(verb, address, go(), stream)
