@@ -80,7 +80,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--log-format", choices=["console", "json"], default="console")
     run.add_argument("--no-progress", action="store_true", help="no live progress line on a terminal")
+    run.add_argument(
+        "--admin",
+        metavar="HOST:PORT",
+        help="admin API address, or off (default 127.0.0.1:9900; off with --once unless given)",
+    )
+    run.add_argument("--watch", action="store_true", help="reload when pipe files change (as SIGHUP does)")
     run.set_defaults(func=cmd_run)
+
+    for name, text in (
+        ("status", "show the pipes of a running daemon (through its admin API)"),
+        ("stop", "stop one pipe of a running daemon (drained and checkpointed)"),
+        ("start", "start one pipe of a running daemon"),
+    ):
+        client = sub.add_parser(name, help=text)
+        if name != "status":
+            client.add_argument("name", metavar="NAME", help="the pipe's name")
+        client.add_argument(
+            "--admin", metavar="HOST:PORT", default="127.0.0.1:9900", help="the daemon's admin API"
+        )
+        client.set_defaults(func=cmd_admin_client)
 
     validate = sub.add_parser("validate", help="check pipe files; exit 1 if any is invalid")
     validate.add_argument("paths", nargs="+", metavar="PATH")
@@ -195,12 +214,19 @@ def _store(args: argparse.Namespace) -> CheckpointStore:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from pipes.admin import DEFAULT_ADMIN, parse_admin
     from pipes.units import parse_duration
 
     try:
         drain_timeout_s = parse_duration(args.drain_timeout)
     except ValueError as exc:
         raise UsageError(f"--drain-timeout: {exc}") from None
+    # --once runs are tests and demos: no port to fight over unless asked for.
+    admin_text = args.admin if args.admin is not None else ("off" if args.once else DEFAULT_ADMIN)
+    try:
+        admin = parse_admin(admin_text)
+    except ValueError as exc:
+        raise UsageError(f"--admin {exc}") from None
     configure_logging(args.log_format)
     definitions, errors = _load(args.paths)
     if errors:
@@ -211,7 +237,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("pipes run: no pipes defined in " + ", ".join(args.paths), file=sys.stderr)
         return 1
     store = _store(args)
-    return asyncio.run(_run(definitions, store, args, drain_timeout_s))
+    return asyncio.run(_run(definitions, store, args, drain_timeout_s, admin))
 
 
 async def _run(
@@ -219,13 +245,34 @@ async def _run(
     store: CheckpointStore,
     args: argparse.Namespace,
     drain_timeout_s: float,
+    admin: tuple[str, int] | None = None,
 ) -> int:
+    from pipes.admin import TOKEN_ENV, AdminServer
     from pipes.daemon import Daemon
     from pipes.progress import Progress, summary_lines
 
     daemon = Daemon(
-        definitions, store=store, state_dir=args.state_dir, once=args.once, drain_timeout_s=drain_timeout_s
+        definitions,
+        store=store,
+        paths=args.paths,
+        state_dir=args.state_dir,
+        once=args.once,
+        drain_timeout_s=drain_timeout_s,
     )
+    server: AdminServer | None = None
+    if admin is not None:
+        server = AdminServer(daemon, admin[0], admin[1], token=os.environ.get(TOKEN_ENV) or None)
+        try:
+            await server.start()
+        except OSError as exc:
+            print(
+                f"pipes run: cannot serve the admin API on {admin[0]}:{admin[1]}: {exc.strerror or exc} "
+                "(choose another with --admin HOST:PORT, or --admin off)",
+                file=sys.stderr,
+            )
+            await store.close()
+            return 1
+        print(f"pipes: admin API on http://{server.host}:{server.port}", file=sys.stderr)
     loop = asyncio.get_running_loop()
     signals_seen = 0
 
@@ -242,17 +289,28 @@ async def _run(
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
+    loop.add_signal_handler(signal.SIGHUP, daemon.schedule_reload)
     started = time.monotonic()
     runner_task = asyncio.create_task(daemon.run())
+    watch_task = asyncio.create_task(daemon.watch()) if args.watch else None
     await asyncio.sleep(0)
-    progress = Progress([h.runner for h in daemon.pipes.values() if h.runner is not None])
+    progress = Progress(daemon.runners())
+
+    def follow() -> None:
+        progress.runners = daemon.runners()
+
+    daemon.on_change = follow
     progress_task = asyncio.create_task(progress.run()) if not args.no_progress else None
     try:
         await runner_task
     finally:
-        if progress_task is not None:
-            progress_task.cancel()
-            await asyncio.gather(progress_task, return_exceptions=True)
+        for task in (progress_task, watch_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        loop.remove_signal_handler(signal.SIGHUP)
+        if server is not None:
+            await server.stop()
         await store.close()
     elapsed = time.monotonic() - started
     rows = [
@@ -263,6 +321,14 @@ async def _run(
     for line in summary_lines(rows):
         print(line, file=sys.stderr)
     return 1 if daemon.failed else 0
+
+
+def cmd_admin_client(args: argparse.Namespace) -> int:
+    from pipes.admin_client import control, status
+
+    if args.command == "status":
+        return status(args.admin)
+    return control(args.command, args.name, args.admin)
 
 
 def cmd_test(args: argparse.Namespace) -> int:
