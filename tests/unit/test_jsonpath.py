@@ -8,7 +8,7 @@ import pytest
 
 from pipes.jsonpath import MISSING, WILDCARD, PathError, compile_path
 
-DOC = {
+DOC: dict[str, Any] = {
     "a": {"b-c": [10, {"d": "x"}, None], "e/f": 1, "g_h": {"0": "zero"}},
     "s": "text",
     "n": None,
