@@ -45,9 +45,7 @@ async def test_record_layout_and_ack_of_settled_prefix(
     redis_url: str, redis_client: redis.Redis, unique_key: Callable[[str], str]
 ) -> None:
     stream = unique_key("s")
-    ids = [
-        await redis_client.xadd(stream, {"data": orjson.dumps({"n": n}), "kind": "k"}) for n in range(5)
-    ]
+    ids = [await redis_client.xadd(stream, {"data": orjson.dumps({"n": n}), "kind": "k"}) for n in range(5)]
     await redis_client.xadd(stream, {"data": "plain text"})
     src = source(redis_url, stream)
     await src.start(SourceContext(pipe="p"))
@@ -55,7 +53,12 @@ async def test_record_layout_and_ack_of_settled_prefix(
         events = await read_all(src, 6)
         assert [e.record["id"] for e in events[:5]] == ids
         first = events[0]
-        assert first.record == {"stream": stream, "id": ids[0], "fields": {"data": '{"n":0}', "kind": "k"}, "body": {"n": 0}}
+        assert first.record == {
+            "stream": stream,
+            "id": ids[0],
+            "fields": {"data": '{"n":0}', "kind": "k"},
+            "body": {"n": 0},
+        }
         assert first.body == {"n": 0}
         assert first.partition == stream and first.position == ids[0]
         assert events[5].body == "plain text"
