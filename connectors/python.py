@@ -70,13 +70,16 @@ def load_function(spec: str) -> Callable[..., Any]:
 class PythonOptions(ConnectorOptions):
     function: str = Field(
         description=(
-            "The function to call, as 'package.module:function'. It gets the batch as a list "
-            "(see the docs for what it returns)."
+            "The function to call, as 'package.module:function' (':Class.method' works too). "
+            "It gets the batch as a list; what it returns says what happened to each event."
         ),
     )
     options: dict[str, Any] = Field(
         default_factory=dict,
-        description="Passed to the function as the keyword argument options=, if it takes one.",
+        description=(
+            "Passed to the function as the keyword argument options=, if it takes one "
+            "(a parameter named options, or **kwargs)."
+        ),
     )
 
     @field_validator("function")
