@@ -48,6 +48,10 @@ class Registry:
         self._eps = {ep.name: ep for ep in eps}
         self._loaded: dict[str, Connector] = {}
 
+    def eps(self) -> list[EntryPoint]:
+        """The entry points this registry knows (to extend it in tests)."""
+        return list(self._eps.values())
+
     def names(self) -> list[str]:
         return sorted(self._eps)
 
