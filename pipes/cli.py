@@ -247,6 +247,8 @@ async def _run(
     drain_timeout_s: float,
     admin: tuple[str, int] | None = None,
 ) -> int:
+    import structlog
+
     from pipes.admin import TOKEN_ENV, AdminServer
     from pipes.daemon import Daemon
     from pipes.progress import Progress, summary_lines
@@ -265,14 +267,20 @@ async def _run(
         try:
             await server.start()
         except OSError as exc:
-            print(
-                f"pipes run: cannot serve the admin API on {admin[0]}:{admin[1]}: {exc.strerror or exc} "
-                "(choose another with --admin HOST:PORT, or --admin off)",
-                file=sys.stderr,
+            problem = (
+                f"cannot serve the admin API on {admin[0]}:{admin[1]}: {exc.strerror or exc} "
+                "(choose another with --admin HOST:PORT, or --admin off)"
             )
-            await store.close()
-            return 1
-        print(f"pipes: admin API on http://{server.host}:{server.port}", file=sys.stderr)
+            server = None
+            if args.admin is not None:
+                # Asked for explicitly: a service without its API must not start quietly.
+                print(f"pipes run: {problem}", file=sys.stderr)
+                await store.close()
+                return 1
+            # The default address is taken (another daemon, a test): run on without the API.
+            structlog.get_logger().error("admin_unavailable", error=problem)
+        else:
+            print(f"pipes: admin API on http://{server.host}:{server.port}", file=sys.stderr)
     loop = asyncio.get_running_loop()
     signals_seen = 0
 
