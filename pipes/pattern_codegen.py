@@ -18,7 +18,7 @@ import functools
 import ipaddress
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import CodeType
 from typing import Any, Final
@@ -112,20 +112,51 @@ class _Missing:
 
 
 _MISSING: Final = _Missing()
-_NOT_SCALAR: Final = frozenset({list, dict, _Missing})
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+"""Types of JSON leaf values as decoding produces them; the generated fast paths test these."""
+_SETTLED: Final = _SCALARS | {dict, _Missing}
+"""Non-list types whose leaf result the fast path has already decided."""
+_JSON: Final = _SETTLED | {list}
 
 
-def _leaves(value: list[Any], test: Callable[[Any], bool], absent_ok: bool) -> bool:
-    """A leaf condition against an array: any element value matching wins; no values at all is absence."""
+def _plain(value: Any) -> Any:
+    """The JSON type a value stands for: a record from Python code may hold tuples, dict
+    subclasses or str/int/float subclasses (enums); decoded JSON never does, so this is off the hot path."""
+    if isinstance(value, bool | None):
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, list | tuple):
+        return list(value)
+    return value  # anything else is an opaque value: present, but equal to no pattern value
+
+
+def _leaves(value: Any, test: Callable[[Any], bool], absent_ok: bool) -> bool:
+    """A leaf condition against a value the fast path did not settle: an array (any element value
+    matching wins; no values at all is absence) or a value of a non-JSON type."""
+    if type(value) not in _JSON:
+        value = _plain(value)
+    if type(value) is not list:
+        if type(value) is dict or value is _MISSING:
+            return absent_ok
+        return test(value) if type(value) in _SCALARS else False
     seen = False
     stack = [value]
     while stack:
         for item in stack.pop():
+            if type(item) not in _JSON:
+                item = _plain(item)
             kind = type(item)
             if kind is list:
                 stack.append(item)
             elif kind is not dict:
-                if test(item):
+                if kind in _SCALARS and test(item):
                     return True
                 seen = True
     return absent_ok and not seen
@@ -134,6 +165,8 @@ def _leaves(value: list[Any], test: Callable[[Any], bool], absent_ok: bool) -> b
 def _any_object(test: Callable[[dict[str, Any]], bool], value: list[Any]) -> bool:
     """A nested pattern against an array: some object element must match it as a whole."""
     for item in value:
+        if type(item) not in _JSON:
+            item = _plain(item)
         if type(item) is dict:
             if test(item):
                 return True
@@ -145,12 +178,24 @@ def _any_object(test: Callable[[dict[str, Any]], bool], value: list[Any]) -> boo
 def _every_object(test: Callable[[dict[str, Any]], bool], value: list[Any]) -> bool:
     """A nested pattern of absences against an array: the fields must be absent from every element."""
     for item in value:
+        if type(item) not in _JSON:
+            item = _plain(item)
         if type(item) is dict:
             if not test(item):
                 return False
         elif type(item) is list and not _every_object(test, item):
             return False
     return True
+
+
+def _object_at(test: Callable[[dict[str, Any]], bool], value: Any, absent_ok: bool) -> bool:
+    """A nested pattern against a value of a non-JSON type (a Mapping, a tuple...)."""
+    value = _plain(value)
+    if type(value) is dict:
+        return test(value)
+    if type(value) is list:
+        return _every_object(test, value) if absent_ok else _any_object(test, value)
+    return absent_ok
 
 
 @functools.lru_cache(maxsize=4096)
@@ -181,7 +226,10 @@ class _Codegen:
     def __init__(self) -> None:
         self.namespace: dict[str, Any] = {
             "_M": _MISSING,
-            "_NS": _NOT_SCALAR,
+            "_SC": _SCALARS,
+            "_SETTLED": _SETTLED,
+            "_JSON": _JSON,
+            "_object_at": _object_at,
             "_leaves": _leaves,
             "_any": _any_object,
             "_every": _every_object,
@@ -208,7 +256,7 @@ class _Codegen:
         """An expression true when ``x`` is a scalar (not list, dict or missing) that ``leaf`` allows.
 
         Most terms are false for non-scalars by construction; the few that are not (``exists: true``
-        and anything-but, which match by default) sit behind one ``type(x) not in _NS`` guard.
+        and anything-but, which match by default) sit behind one ``type(x) in _SC`` guard.
         """
         terms: list[str] = []
         guarded: list[str] = []
@@ -255,7 +303,7 @@ class _Codegen:
         if leaf.exists_true:
             guarded = ["True"]
         if guarded:
-            terms.append(f"(type({x}) not in _NS and ({' or '.join(guarded)}))")
+            terms.append(f"(type({x}) in _SC and ({' or '.join(guarded)}))")
         return " or ".join(terms) if terms else "False"
 
     def _excluded(self, kind: str, operand: Any, x: str) -> str:
@@ -285,19 +333,12 @@ class _Codegen:
         expression = self.scalar_test(leaf, value)
         in_list = f"_leaves({value}, {self.leaf_function(leaf)}, {leaf.matches_absent})"
         lines = [f"{indent}if not ({expression}):"]
+        settled = f"type({value}) in _SETTLED or not {in_list}"
         if leaf.matches_absent:
-            lines += [
-                f"{indent}    if type({value}) is list:",
-                f"{indent}        if not {in_list}:",
-                f"{indent}            return False",
-                f"{indent}    elif {value} is not _M and type({value}) is not dict:",
-                f"{indent}        return False",
-            ]
+            absent = f"{value} is _M or type({value}) is dict"
+            lines += [f"{indent}    if not ({absent}) and ({settled}):", f"{indent}        return False"]
         else:
-            lines += [
-                f"{indent}    if type({value}) is not list or not {in_list}:",
-                f"{indent}        return False",
-            ]
+            lines += [f"{indent}    if {settled}:", f"{indent}        return False"]
         return lines
 
     # -- objects ---------------------------------------------------------------------------------
@@ -336,16 +377,19 @@ class _Codegen:
             body = self.object_lines(node, value, indent + "    ", depth + 1) or [f"{indent}    pass"]
         else:
             body = [f"{indent}    if not {function}({value}):", f"{indent}        return False"]
-        lines = [f"{indent}if type({value}) is dict:", *body, f"{indent}elif type({value}) is list:"]
-        if node.matches_absent:
-            lines += [f"{indent}    if not _every({function}, {value}):", f"{indent}        return False"]
-        else:
-            lines += [
-                f"{indent}    if not _any({function}, {value}):",
-                f"{indent}        return False",
-                f"{indent}else:",
-                f"{indent}    return False",
-            ]
+        absent_ok = node.matches_absent
+        lines = [
+            f"{indent}if type({value}) is dict:",
+            *body,
+            f"{indent}elif type({value}) is list:",
+            f"{indent}    if not {'_every' if absent_ok else '_any'}({function}, {value}):",
+            f"{indent}        return False",
+            f"{indent}elif type({value}) not in _JSON:",
+            f"{indent}    if not _object_at({function}, {value}, {absent_ok}):",
+            f"{indent}        return False",
+        ]
+        if not absent_ok:
+            lines += [f"{indent}else:", f"{indent}    return False"]
         return lines
 
     def root_function(self, node: ObjectPattern) -> str:

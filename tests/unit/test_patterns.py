@@ -780,3 +780,36 @@ def test_repr_and_patterns() -> None:
     f = EventFilter.compile('{"a": ["x"]}')
     assert f.patterns == ({"a": ["x"]},)
     assert repr(f) == """EventFilter(['{"a":["x"]}'])"""
+
+
+def test_records_from_python_code_match_as_their_json_equivalents() -> None:
+    import enum
+    from collections import OrderedDict
+    from types import MappingProxyType
+
+    class Kind(enum.StrEnum):
+        PLACED = "OrderPlaced"
+
+    class Level(enum.IntEnum):
+        HIGH = 150
+
+    f = EventFilter.compile(
+        {"value": {"detail-type": [{"prefix": "Order"}], "detail": {"total": [{"numeric": [">", 100]}]}}}
+    )
+    for record in (
+        {"value": {"detail-type": Kind.PLACED, "detail": {"total": Level.HIGH}}},
+        MappingProxyType({"value": OrderedDict({"detail-type": "OrderPlaced", "detail": {"total": 150.5}})}),
+        {"value": ({"detail-type": ("x", "OrderPlaced"), "detail": [{"total": (1, 101)}]},)},
+    ):
+        assert f.matches(record)
+    assert not f.matches({"value": {"detail-type": Kind.PLACED, "detail": {"total": (1, 2)}}})
+    absent = EventFilter.compile({"a": {"b": [{"exists": False}]}, "c": [{"anything-but": "x"}]})
+    assert absent.matches({"a": ({"x": 1},), "c": ("y",)})
+    assert not absent.matches({"a": ({"b": 1},), "c": ("y",)})
+    assert not absent.matches({"c": ("x",)})
+
+
+def test_values_that_are_not_json_data_match_no_condition() -> None:
+    f = EventFilter.compile({"a": [{"exists": True}, {"anything-but": "x"}, {"exists": False}]})
+    assert not f.matches({"a": b"bytes"})
+    assert f.matches({"a": [b"bytes", "y"]})
