@@ -286,7 +286,11 @@ def _numeric(operand: Any, path: str) -> NumericRange:
         if op == "=":
             return NumericRange(value, True, value, True)
         if op in ("<", "<="):
+            if value <= -NUMERIC_LIMIT:
+                raise PatternError(f"{path}[1]", f"nothing is {op} {operand[1]}: numbers start at -5.0e9")
             return NumericRange(-NUMERIC_LIMIT, True, value, op == "<=")
+        if value >= NUMERIC_LIMIT:
+            raise PatternError(f"{path}[1]", f"nothing is {op} {operand[1]}: numbers end at 5.0e9")
         return NumericRange(value, op == ">=", NUMERIC_LIMIT, True)
     if op not in (">", ">="):
         raise PatternError(f"{path}[0]", f"a two-sided range starts with > or >=, not {op!r}")
