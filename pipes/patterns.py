@@ -13,7 +13,6 @@ places where we knowingly differ.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import math
 import re
@@ -330,14 +329,25 @@ def _wildcard_regex(text: str, path: str) -> str:
 
 
 def _cidr(operand: Any, path: str) -> tuple[int, int, int]:
+    """(IP version, first address, last address) of a block, the way AWS's engine reads it.
+
+    The block starts at the address as written, not at the network address (``10.0.0.7/24``
+    covers 10.0.0.7 to 10.0.0.255), and the prefix length is below 32 (IPv4) or 128 (IPv6):
+    a single address is matched by writing the address itself as a value.
+    """
     text = _string(operand, path, "cidr")
-    if "/" not in text:
+    address, slash, length = text.partition("/")
+    if not slash or "/" in length:
         raise PatternError(path, f"{text!r} is not a CIDR block (write it as address/prefix-length)")
-    try:
-        network = ipaddress.ip_network(text, strict=False)
-    except ValueError as exc:
-        raise PatternError(path, f"{text!r} is not a CIDR block: {exc}") from None
-    return network.version, int(network.network_address), int(network.broadcast_address)
+    ip = ip_or_none(address)
+    if ip is None:
+        raise PatternError(path, f"{text!r} is not a CIDR block: {address!r} is not an IP address")
+    version, first = ip
+    bits = 32 if version == 4 else 128
+    if not length.isascii() or not length.isdigit() or int(length) >= bits:
+        raise PatternError(path, f"{text!r} is not a CIDR block: the prefix length must be 0 to {bits - 1}")
+    host_mask = (1 << (bits - int(length))) - 1
+    return version, first, first | host_mask
 
 
 def _anything_but(operand: Any, path: str) -> tuple[str, Any]:

@@ -321,6 +321,13 @@ CIDR = [
     case("cidr v4 inside", {"ip": [{"cidr": "10.0.0.0/24"}]}, {"ip": "10.0.0.255"}, True),
     case("cidr v4 outside", {"ip": [{"cidr": "10.0.0.0/24"}]}, {"ip": "10.0.1.0"}, False),
     case("cidr v4 host bits in the block", {"ip": [{"cidr": "10.0.0.7/24"}]}, {"ip": "10.0.0.200"}, True),
+    case(
+        "cidr block starts at the address written",
+        {"ip": [{"cidr": "10.0.0.7/24"}]},
+        {"ip": "10.0.0.3"},
+        False,
+    ),
+    case("cidr /0 covers every v4 address", {"ip": [{"cidr": "0.0.0.0/0"}]}, {"ip": "255.1.2.3"}, True),
     case("cidr v6 inside", {"ip": [{"cidr": "2001:db8::/32"}]}, {"ip": "2001:db8:ffff::1"}, True),
     case("cidr v6 outside", {"ip": [{"cidr": "2001:db8::/32"}]}, {"ip": "2001:db9::1"}, False),
     case("cidr v6 does not match v4", {"ip": [{"cidr": "::/0"}]}, {"ip": "10.0.0.1"}, False),
@@ -567,6 +574,11 @@ INVALID = [
         "cidr bad address", {"a": [{"cidr": "10.0.0.300/8"}]}, "pattern[0].a[0].cidr", "not a CIDR block"
     ),
     invalid("cidr bad length", {"a": [{"cidr": "10.0.0.0/33"}]}, "pattern[0].a[0].cidr", "not a CIDR block"),
+    invalid("cidr /32", {"a": [{"cidr": "10.0.0.1/32"}]}, "pattern[0].a[0].cidr", "0 to 31"),
+    invalid("cidr v6 /128", {"a": [{"cidr": "::1/128"}]}, "pattern[0].a[0].cidr", "0 to 127"),
+    invalid(
+        "cidr two slashes", {"a": [{"cidr": "10.0.0.0/8/8"}]}, "pattern[0].a[0].cidr", "not a CIDR block"
+    ),
     invalid("cidr not a string", {"a": [{"cidr": 10}]}, "pattern[0].a[0].cidr", "takes a string"),
     invalid("wildcard double star", {"a": [{"wildcard": "a**b"}]}, "pattern[0].a[0].wildcard", "consecutive"),
     invalid("wildcard bad escape", {"a": [{"wildcard": r"a\b"}]}, "pattern[0].a[0].wildcard", "backslash"),
