@@ -183,10 +183,10 @@ class KafkaBroker:
                 batch = await consumer.getmany(timeout_ms=200)
                 for msgs in batch.values():
                     records.extend(msgs)
-            # Anything more would be a duplicate: read once more to make sure.
-            extra = await consumer.getmany(timeout_ms=300)
-            for msgs in extra.values():
-                records.extend(msgs)
+            # Anything more would be a duplicate: read until the topic goes quiet.
+            while extra := await consumer.getmany(timeout_ms=500):
+                for msgs in extra.values():
+                    records.extend(msgs)
             return records
         finally:
             await consumer.stop()
