@@ -131,6 +131,7 @@ class RedisStreamSource(Source):
         self._first_claim_done = False
         self._end_id: tuple[int, int] | None = None
         self._reached_end = False
+        self._lag: int | None = None
         self._once = False
         self._clock: Any = None
         self._log: Any = None
@@ -244,7 +245,17 @@ class RedisStreamSource(Source):
             self._claim_from = None
             self._first_claim_done = True
             self._claim_due_at = self._clock.monotonic() + self.options.claim_idle / 2
+            await self._refresh_lag()
         return await self._take_over(pending, min_idle_ms=self._claim_idle_ms)
+
+    async def _refresh_lag(self) -> None:
+        """The group's lag as the server counts it (Redis 7+; older servers do not say)."""
+        assert self._client is not None
+        groups: Any = await self._client.xinfo_groups(self._stream)
+        for group in groups:
+            if text(group["name"]) == self.options.group:
+                lag = group.get("lag")
+                self._lag = int(lag) if lag is not None else None
 
     async def _take_over(self, pending: Sequence[Mapping[str, Any]], min_idle_ms: int) -> list[Event]:
         """XCLAIM the listed entries this run does not hold; events for those that still exist."""
@@ -325,6 +336,10 @@ class RedisStreamSource(Source):
         # Only after the acknowledgement: a failed XACK leaves everything to send again.
         for _ in ids:
             self._outstanding.discard(self._handed.popleft())
+
+    def lag(self) -> Mapping[str, int] | None:
+        """Entries not yet read by the group, as of the last claim scan (Redis 7+ only)."""
+        return None if self._lag is None else {self._stream: self._lag}
 
     def caught_up(self) -> bool:
         return self._first_claim_done and self._backlog_from is None and self._reached_end
