@@ -14,7 +14,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipes.templates import InputTemplate
+from pipes.templates import InputTemplate, TemplateError
 
 SETTINGS = settings(max_examples=200, derandomize=True, deadline=None, database=None)
 
@@ -180,3 +180,40 @@ def test_a_json_template_always_renders_the_json_it_describes(
     out = template.render(record)
     assert json.loads(out) == expect(shape, record)
     assert out == InputTemplate(text, fast=False).render(record)
+
+
+# --- arbitrary text -----------------------------------------------------------------------------
+
+# Pieces of templates, right and wrong, put together at random.
+TEMPLATE_SOUP = st.lists(
+    st.one_of(
+        st.sampled_from([*'<>$.[]*{}",:\\ \n-_/0123abt', "aws.pipes.", "event.json>", "<$.a", "<$.b[*]>"]),
+        st.characters(exclude_categories=["Cs"]),
+    ),
+    max_size=30,
+).map("".join)
+# JSON templates, mostly well formed, sometimes broken by a stray piece.
+JSON_SOUP = st.lists(
+    st.sampled_from(
+        [
+            *["1", "null", '"x"', "[]", '{"k": <$.nope>}', '"a<$.s>\\n<$.b.d[*]>"', "<$.a>"],
+            *["<$.b.d[*]>", '"<aws.pipes.event>"', "<aws.pipes.event.json>", '"<"', '"\\u003c$.a>"'],
+            *['"', "<", "{", "]", "<$.a", '"<aws.pipes.event.json>"'],
+        ]
+    ),
+    max_size=8,
+).map(lambda parts: "[" + ", ".join(parts) + "]")
+
+
+@SETTINGS
+@given(st.one_of(TEMPLATE_SOUP, JSON_SOUP), RECORDS)
+def test_any_text_is_rejected_with_an_offset_or_renders(text: str, record: dict[str, Any]) -> None:
+    try:
+        template = InputTemplate(text)
+    except TemplateError as exc:
+        assert 0 <= exc.offset <= len(text)
+        return
+    out = template.render(record)
+    assert out == InputTemplate(text, fast=False).render(record)
+    if template.is_json:
+        json.loads(out)
