@@ -87,7 +87,8 @@ def reserved_variables(
         "aws.pipes.target-arn": f"arn:pipes:local:{target_type}:{pipe}/target",
     }
     if enrichment_type is not None:
-        variables["aws.pipes.enrichment-arn"] = f"arn:pipes:local:{enrichment_type}:{pipe}/enrichment"
+        enrichment_arn = f"arn:pipes:local:{enrichment_type}:{pipe}/enrichment"
+        variables["aws.pipes.enrichment-arn"] = enrichment_arn
     return variables
 
 
@@ -325,12 +326,12 @@ class _FastCompiler:
     """Compiles a validated, minified JSON template into one Python function.
 
     The function builds the value that the template describes, and
-    ``orjson.dumps`` writes it in one call: about three times faster than
-    writing each placeholder on its own. Its output equals the text renderer's
-    exactly as long as every literal in the template is already written the way
-    orjson writes it (``42``, ``"é"``; not ``1e5``, ``"\\u00e9"``), no key repeats
-    and no key holds a placeholder: otherwise ``compile`` returns ``None`` and
-    the template renders as text. The generated source embeds only field names
+    ``orjson.dumps`` writes it in one call: about twice as fast as writing each
+    placeholder on its own, and as fast as the same code written by hand. Its
+    output equals the text renderer's exactly as long as every literal in the
+    template is already written the way orjson writes it (``42``, ``"é"``; not
+    ``1e5``, ``"\\u00e9"``), no key repeats and no key holds a placeholder:
+    otherwise ``compile`` returns ``None`` and the template renders as text. The generated source embeds only field names
     (as Python literals, via ``repr``) and names bound in its own namespace.
     """
 
