@@ -81,6 +81,20 @@ class ObjectPattern:
             return False
         return not self.alternatives or any(alt.matches_absent for alt in self.alternatives)
 
+    def conjunctions(self) -> list[ObjectPattern]:
+        """This level's ``$or`` multiplied out: objects without alternatives, ORed.
+
+        Inside an array of objects each must be judged on its own: one that needs a value
+        present is met by a single element, one made only of absences by every element.
+        """
+        if not self.alternatives:
+            return [self]
+        return [
+            ObjectPattern(fields=self.fields + conjunction.fields)
+            for arm in self.alternatives
+            for conjunction in arm.conjunctions()
+        ]
+
     def combinations(self) -> int:
         """How many AND-only rules the ``$or`` arms expand to (AWS caps this at 1000)."""
         total = 1
@@ -188,13 +202,15 @@ def _every_object(test: Callable[[dict[str, Any]], bool], value: list[Any]) -> b
     return True
 
 
-def _object_at(test: Callable[[dict[str, Any]], bool], value: Any, absent_ok: bool) -> bool:
+def _object_at(
+    test: Callable[[dict[str, Any]], bool], in_list: Callable[[list[Any]], bool], value: Any, absent_ok: bool
+) -> bool:
     """A nested pattern against a value of a non-JSON type (a Mapping, a tuple...)."""
     value = _plain(value)
     if type(value) is dict:
         return test(value)
     if type(value) is list:
-        return _every_object(test, value) if absent_ok else _any_object(test, value)
+        return in_list(value)
     return absent_ok
 
 
@@ -237,7 +253,8 @@ class _Codegen:
         self.functions: list[str] = []
         self._counter = 0
         # One function per node, however many ancestors inline it (ids are stable: the tree outlives us).
-        self._made: dict[int, str] = {}
+        self._made: dict[int | tuple[str, int], str] = {}
+        self._alive: list[ObjectPattern] = []  # nodes made here stay alive, so their ids stay unique
 
     def name(self, prefix: str) -> str:
         self._counter += 1
@@ -378,19 +395,34 @@ class _Codegen:
         else:
             body = [f"{indent}    if not {function}({value}):", f"{indent}        return False"]
         absent_ok = node.matches_absent
+        in_list = self.list_function(node)
         lines = [
             f"{indent}if type({value}) is dict:",
             *body,
             f"{indent}elif type({value}) is list:",
-            f"{indent}    if not {'_every' if absent_ok else '_any'}({function}, {value}):",
+            f"{indent}    if not {in_list}({value}):",
             f"{indent}        return False",
             f"{indent}elif type({value}) not in _JSON:",
-            f"{indent}    if not _object_at({function}, {value}, {absent_ok}):",
+            f"{indent}    if not _object_at({function}, {in_list}, {value}, {absent_ok}):",
             f"{indent}        return False",
         ]
         if not absent_ok:
             lines += [f"{indent}else:", f"{indent}    return False"]
         return lines
+
+    def list_function(self, node: ObjectPattern) -> str:
+        """A function ``f(array) -> bool`` for a nested pattern met by an array of objects."""
+        key = ("list", id(node))
+        if key in self._made:
+            return self._made[key]
+        name = self._made[key] = self.name("_l")
+        tests = []
+        for conjunction in node.conjunctions():
+            self._alive.append(conjunction)
+            function = self.object_function(conjunction)
+            tests.append(f"{'_every' if conjunction.matches_absent else '_any'}({function}, a)")
+        self.functions.append(f"def {name}(a):\n    return {' or '.join(tests)}\n")
+        return name
 
     def root_function(self, node: ObjectPattern) -> str:
         """``match(record)``: the record itself is the outermost object."""

@@ -395,6 +395,24 @@ OR = [
         True,
     ),
     case(
+        "$or over an array: a value arm is met by one element",
+        {"e": {"$or": [{"a": [{"exists": False}]}, {"b": [1]}]}},
+        {"e": [{"b": 1}, {"a": 1}]},
+        True,
+    ),
+    case(
+        "$or over an array: an absence arm needs every element",
+        {"e": {"$or": [{"a": [{"exists": False}]}, {"b": [1]}]}},
+        {"e": [{"b": 2}, {"a": 1}]},
+        False,
+    ),
+    case(
+        "$or over an array: absence arm met",
+        {"e": {"$or": [{"a": [{"exists": False}]}, {"b": [1]}]}},
+        {"e": [{"b": 2}, {"c": 1}]},
+        True,
+    ),
+    case(
         "$or arms over an array of objects",
         {"e": {"$or": [{"a": [1]}, {"b": [2]}]}},
         {"e": [{"a": 0}, {"b": 2}]},
