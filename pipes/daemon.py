@@ -214,11 +214,13 @@ class Daemon:
 
     async def _shutdown(self) -> None:
         self.request_stop()
-        for task in list(self._background):
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
-        tasks = [h.task for h in self.pipes.values() if h.task is not None]
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # A reload or API change under way finishes (it starts nothing once stopping);
+        # cancelling it could cancel a pipe in the middle of its drain.
+        while self._background:
+            await asyncio.wait(set(self._background))
+        tasks = {h.task for h in self.pipes.values() if h.task is not None}
+        if tasks:
+            await asyncio.wait(tasks)
 
     def _start(self, handle: PipeHandle) -> None:
         if self._stop.is_set() or handle.alive:
@@ -265,7 +267,8 @@ class Daemon:
         if handle.runner is not None and handle.alive:
             handle.runner.request_stop()
         if handle.task is not None:
-            await asyncio.gather(handle.task, return_exceptions=True)
+            # wait(), not gather(): if the caller is cancelled, the drain still goes on.
+            await asyncio.wait({handle.task})
 
     def _notify(self) -> None:
         self._changed.set()
