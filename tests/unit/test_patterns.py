@@ -274,6 +274,11 @@ EXISTS = [
     case("exists false: null is present", {"c": [{"exists": False}]}, {"c": None}, False),
     case("exists false: object is not a leaf", {"c": [{"exists": False}]}, {"c": {"c1": 100}}, True),
     case("exists false: empty array", {"c": [{"exists": False}]}, {"c": []}, True),
+    case("exists false: array of values", {"c": [{"exists": False}]}, {"c": [1]}, False),
+    case("exists false: array of objects only", {"c": [{"exists": False}]}, {"c": [{"x": 1}]}, True),
+    case(
+        "exists false or value: array of other values", {"c": [{"exists": False}, "x"]}, {"c": ["y"]}, False
+    ),
     case("exists false: parent missing", {"detail": {"c": [{"exists": False}]}}, {"other": 1}, True),
     case("exists false: parent is a scalar", {"detail": {"c": [{"exists": False}]}}, {"detail": "x"}, True),
     case(
