@@ -222,7 +222,10 @@ async def test_pipe_survives_a_server_restart(
         finally:
             runner.request_stop()
             await asyncio.wait_for(task, 30)
-        assert runner.stats.failed == 0 and runner.stats.dead_lettered == 0
+        # Writes that hit the restart failed and were retried (stats.failed counts those
+        # attempts); nothing was given up on.
+        assert runner.stats.dead_lettered == 0
+        assert runner.stats.delivered >= 2000
     finally:
         await client.aclose()
 
