@@ -160,12 +160,12 @@ class _Errors:
         self.located = located
         self._found: list[tuple[int, int, str]] = []
 
-    def add(self, path: KeyPath, message: str) -> None:
+    def add(self, path: KeyPath, message: str, suffix: str = "") -> None:
         line, col = self.located.position(path)
-        self.add_at(line, col, path, message)
+        self.add_at(line, col, path, message, suffix)
 
-    def add_at(self, line: int, col: int, path: KeyPath, message: str) -> None:
-        dotted = _dotted(path)
+    def add_at(self, line: int, col: int, path: KeyPath, message: str, suffix: str = "") -> None:
+        dotted = _dotted(path) + suffix
         where = f"{dotted}: " if dotted else ""
         self._found.append((line, col, f"{self.file}:{line}:{col}: {where}{_one_line(message)}"))
 
@@ -269,7 +269,7 @@ def _load_pipe(item: Any, prefix: KeyPath, errors: _Errors, registry: Registry) 
         try:
             filter_stage = FilterStage(config.filter)
         except StageError as exc:
-            errors.add((*prefix, "filter", *_filter_path(item, exc.path)), str(exc))
+            errors.add((*prefix, "filter", *_filter_path(item, exc.path)), str(exc), suffix=exc.suffix)
     if config is not None and config.transform is not None:
         try:
             transform_stage = TransformStage(config.transform)

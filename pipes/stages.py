@@ -26,9 +26,11 @@ __all__ = ["EnrichmentStage", "FilterStage", "StageError", "TransformStage", "co
 class StageError(ValueError):
     """A stage's definition does not compile; ``path`` is where, inside the stage config."""
 
-    def __init__(self, path: tuple[str | int, ...], message: str) -> None:
+    def __init__(self, path: tuple[str | int, ...], message: str, suffix: str = "") -> None:
         super().__init__(message)
         self.path = path
+        #: A path inside the stage's own language (a pattern), written after ``path``.
+        self.suffix = suffix
 
 
 def compile_jmespath(expression: str, path: tuple[str | int, ...]) -> jmespath.parser.ParsedResult:
@@ -45,12 +47,21 @@ class FilterStage:
     def __init__(self, config: FilterConfig) -> None:
         self._patterns: Any = None
         if config.patterns:
-            from pipes.patterns import EventFilter
+            from pipes.patterns import EventFilter, PatternError
 
             try:
                 self._patterns = EventFilter.compile(config.patterns)
+            except PatternError as exc:
+                # exc.path is "pattern[N].a.b": point at pattern N, then the path inside it.
+                index, _, inner = exc.path.partition("]")
+                where = (
+                    ("patterns", int(index.removeprefix("pattern[")))
+                    if index.startswith("pattern[")
+                    else ("patterns",)
+                )
+                raise StageError(where, exc.reason, suffix=inner) from None
             except ValueError as exc:
-                raise StageError(("patterns", *_failing_index(config.patterns)), str(exc)) from None
+                raise StageError(("patterns",), str(exc)) from None
         self._jmespath = compile_jmespath(config.jmespath, ("jmespath",)) if config.jmespath else None
 
     def matches(self, record: Mapping[str, Any]) -> bool:
@@ -63,18 +74,6 @@ class FilterStage:
             except jmespath.exceptions.JMESPathError as exc:
                 raise FatalError(f"filter.jmespath failed: {exc}") from None
         return True
-
-
-def _failing_index(patterns: list[Any]) -> tuple[int, ...]:
-    """Which pattern fails on its own, so the error points at its line."""
-    from pipes.patterns import EventFilter
-
-    for index, pattern in enumerate(patterns):
-        try:
-            EventFilter.compile([pattern])
-        except ValueError:
-            return (index,)
-    return ()
 
 
 def _truthy(value: Any) -> bool:
