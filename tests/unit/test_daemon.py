@@ -287,3 +287,27 @@ async def test_once_mode_returns_when_every_pipe_is_done(env: Env) -> None:
     assert_exactly_once(env, "steady", 42)
     assert daemon.pipes["other"].runner is None and daemon.pipes["other"].state == "STOPPED"
     assert env.store.saved["steady"] == {"p0": 41}
+
+
+async def test_sigterm_during_a_restart_drains_and_starts_nothing_new(env: Env) -> None:
+    env.write("steady.yaml", "steady")
+    env.write("slow.yaml", "slow")
+    daemon = await env.start()
+    out = HUB.channel(env.ch("slow-out"))
+    out.hold = asyncio.Event()  # the target takes its time: the restart's drain waits for it
+    put(env, "slow", 0, 40)
+    await wait_until(lambda: out.writes >= 1, what="a write under way")
+    env.write("slow.yaml", "slow", extra="concurrency: 2\n")
+    reload = asyncio.create_task(daemon.reload())
+    await wait_until(lambda: daemon.pipes["slow"].state == "STOPPING", what="restart draining")
+    daemon.request_stop()
+    out.hold.set()
+    await asyncio.wait_for(env.task, 10)  # type: ignore[arg-type]
+    report = await reload
+    assert report.restarted == ["slow"]
+    handle = daemon.pipes["slow"]
+    assert not handle.alive and handle.state == "STOPPED"
+    assert_exactly_once(env, "slow", len(written(env, "slow")))
+    delivered_count = len(written(env, "slow"))
+    assert delivered_count >= 1
+    assert env.store.saved["slow"] == {"p0": delivered_count - 1}
