@@ -246,3 +246,50 @@ def test_explicit_admin_address_in_use_is_an_error(tmp_path: Path) -> None:
         )
     assert done.returncode == 1
     assert f"cannot serve the admin API on 127.0.0.1:{port}" in done.stderr
+
+
+def test_second_signal_exits_at_once_and_leaves_a_usable_checkpoint(tmp_path: Path) -> None:
+    (tmp_path / "handlers.py").write_text(SLOW_HANDLER)
+    out = tmp_path / "out.jsonl"
+    total = 600
+    config = tmp_path / "slow.yaml"
+
+    def write_config(delay_s: float) -> None:
+        config.write_text(
+            f"name: slow\nsource: {{type: generator, count: {total}}}\n"
+            f"target: {{type: python, function: 'handlers:slow', options: {{delay_s: {delay_s}, path: {out}}}}}\n"
+            "batch: {size: 20, window: 10ms}\ncheckpoint_interval: 50ms\n"
+        )
+
+    write_config(0.3)
+    proc = start(["--state-dir", "state", str(config)], tmp_path)
+    try:
+        wait_until_sync(lambda: count_lines(out) >= 40, timeout=30, what="some output")
+        proc.send_signal(signal.SIGTERM)
+        wait_until_sync(lambda: "draining" in (tmp_path / "stderr.log").read_text(), what="draining")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "again, exiting at once" in (tmp_path / "stderr.log").read_text()
+    checkpoint = json.loads((tmp_path / "state" / "checkpoints" / "slow.json").read_text())
+    committed = checkpoint["positions"]["generator"]
+    before = lines(out)
+    assert committed < len(before) <= total  # committed only what was delivered
+    assert before == [cart_event(i) for i in range(len(before))]
+
+    write_config(0)
+    again = subprocess.run(
+        [PIPES, "run", "--once", "--no-progress", "--state-dir", "state", str(config)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert again.returncode == 0, again.stderr
+    after = lines(out)
+    # Nothing lost; only what was delivered after the last commit comes twice.
+    assert after[len(before) :] == [cart_event(i) for i in range(committed + 1, total)]
