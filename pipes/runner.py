@@ -26,6 +26,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipes.aio import first
 from pipes.checkpoints import CheckpointStore, SettledTracker
 from pipes.clock import Clock, SystemClock, iso_utc
 from pipes.config import PipeDefinition
@@ -33,6 +34,7 @@ from pipes.connector import ConnectorContext, Enricher, Source, SourceContext, T
 from pipes.errors import FatalError
 from pipes.events import Event
 from pipes.observe import NullObserver, PipeLog, RunnerObserver
+from pipes.retry import RetryPolicy, dead_letter_record
 from pipes.stages import EnrichmentStage
 
 __all__ = ["PipeRunner", "PipeState", "PipeStats"]
@@ -129,7 +131,7 @@ class PipeRunner:
         self.read_timeout_s = read_timeout_s
         self.observer: RunnerObserver = observer or NullObserver()
         self.log = log or PipeLog(self.name, self.config.log_level)
-        self.rng = rng or random.Random()
+        self.retry_policy = RetryPolicy(self.config.retry, rng)
         self.stats = PipeStats()
         self.tracker = SettledTracker()
         self.state = PipeState.STOPPED
@@ -285,7 +287,7 @@ class PipeRunner:
                 free = bound - self.tracker.in_flight
                 if free <= 0:
                     self._space.clear()
-                    await _first(self._space.wait(), stop_wait)
+                    await first(self._space.wait(), stop_wait)
                     continue
                 read = asyncio.ensure_future(self.source.read(min(free, size), self.read_timeout_s))
                 await asyncio.wait({read, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
@@ -357,7 +359,7 @@ class PipeRunner:
                 lane.grew.clear()
                 if self._reader_done.is_set():
                     return
-                await _first(lane.grew.wait(), self._reader_done.wait())
+                await first(lane.grew.wait(), self._reader_done.wait())
                 continue
             if len(lane.queue) < size and window > 0 and not self._stopping.is_set():
                 deadline = lane.queue[0].received_at + window
@@ -366,7 +368,7 @@ class PipeRunner:
                     if remaining <= 0:
                         break
                     lane.grew.clear()
-                    await _first(lane.grew.wait(), self.clock.sleep(remaining), self._reader_done.wait())
+                    await first(lane.grew.wait(), self.clock.sleep(remaining), self._reader_done.wait())
             count = min(size, len(lane.queue))
             batch = [lane.queue.popleft() for _ in range(count)]
             await self._process_batch(batch)
@@ -394,7 +396,7 @@ class PipeRunner:
             # A finished --once run, or a stop requested while we wait: keep watching it.
             all_done = asyncio.ensure_future(asyncio.wait(tasks))
             while not all_done.done():
-                await _first(all_done, self._stopping.wait())
+                await first(all_done, self._stopping.wait())
                 if self._stopping.is_set() and not all_done.done():
                     timeout = max(0.0, (self._drain_deadline or 0.0) - self.clock.monotonic())
                     await asyncio.wait({all_done}, timeout=timeout)
@@ -556,8 +558,6 @@ class PipeRunner:
 
     async def _retry(self, failures: list[_Failure]) -> None:
         """Retry failed events until delivered, dead-lettered, or (stopping) abandoned."""
-        retry = self.config.retry
-        round_ = 0
         while failures:
             now_wall = self.clock.wall()
             now = self.clock.monotonic()
@@ -570,9 +570,7 @@ class PipeRunner:
                     event.first_attempt_at = event.ingested_at or now_wall
                 event.last_attempt_at = now_wall
                 self._count_failure(failure)
-                permanent = isinstance(failure.error, FatalError)
-                too_old = retry.max_event_age is not None and now - event.received_at >= retry.max_event_age
-                if permanent or event.attempts >= retry.max_attempts or too_old:
+                if self.retry_policy.gives_up(event, failure.error, now):
                     give_up.append(failure)
                 else:
                     again.append(failure)
@@ -593,7 +591,6 @@ class PipeRunner:
                     again.extend(give_up)  # no dead letter: never drop, keep trying
             if not again:
                 return
-            round_ += 1
             attempts = max(f.event.attempts for f in again)
             if await self._sleep_or_stop(self._backoff(attempts), draining=True):
                 return
@@ -658,15 +655,7 @@ class PipeRunner:
 
     def _dead_letter_event(self, failure: _Failure) -> Event:
         event = failure.event
-        record = {
-            "pipe": self.name,
-            "stage": failure.stage,
-            "error": {"type": type(failure.error).__name__, "message": str(failure.error)},
-            "attempts": event.attempts,
-            "first_attempt_at": iso_utc(event.first_attempt_at),
-            "last_attempt_at": iso_utc(event.last_attempt_at),
-            "record": event.record,
-        }
+        record = dead_letter_record(self.name, failure.stage, failure.error, event)
         self.log.info(
             "event_dead_lettered",
             stage=failure.stage,
@@ -685,10 +674,7 @@ class PipeRunner:
         )
 
     def _backoff(self, attempt: int) -> float:
-        """Full jitter: uniform in [0, min(max, initial * 2^(attempt-1))]."""
-        retry = self.config.retry
-        ceiling = min(retry.backoff_max, retry.backoff_initial * (2 ** min(attempt - 1, 30)))
-        return self.rng.uniform(0, ceiling)
+        return self.retry_policy.backoff(attempt)
 
     async def _sleep_or_stop(self, seconds: float, draining: bool = False) -> bool:
         """Sleep on the clock; True when the pipe is stopping (past its drain deadline if ``draining``)."""
@@ -696,7 +682,7 @@ class PipeRunner:
             if not draining or self._past_deadline():
                 return True
             seconds = min(seconds, max(0.0, (self._drain_deadline or 0.0) - self.clock.monotonic()))
-        await _first(self.clock.sleep(seconds), self._stopping.wait())
+        await first(self.clock.sleep(seconds), self._stopping.wait())
         if self._stopping.is_set():
             return not draining or self._past_deadline()
         return False
@@ -709,7 +695,7 @@ class PipeRunner:
     async def _commit_loop(self) -> None:
         interval = self.config.checkpoint_interval
         while True:
-            await _first(self._dirty.wait(), self.clock.sleep(interval))
+            await first(self._dirty.wait(), self.clock.sleep(interval))
             self._dirty.clear()
             await self._commit_now()
 
@@ -738,7 +724,7 @@ class PipeRunner:
         for lane in lanes:
             while self.tracker.unsettled(lane.partition) and self.clock.monotonic() < deadline:
                 lane.grew.set()
-                await _first(self._space.wait(), self.clock.sleep(0.05))
+                await first(self._space.wait(), self.clock.sleep(0.05))
                 self._space.clear()
         await self._commit_now()
         for lane in lanes:
@@ -767,29 +753,3 @@ class PipeRunner:
             )
         except ImportError:  # pragma: no cover - templates always ship with pipes
             return {"aws.pipes.pipe-name": self.name}
-
-
-async def _first(*aws: Any) -> None:
-    """Wait until the first of ``aws`` completes; cancel the ones created here.
-
-    Futures passed in are the caller's and are left running; coroutines are
-    wrapped in tasks here and cancelled when another one finishes first.
-    """
-    owned = [asyncio.ensure_future(a) for a in aws if asyncio.iscoroutine(a)]
-    shared = [a for a in aws if not asyncio.iscoroutine(a)]
-    try:
-        await asyncio.wait([*owned, *shared], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in owned:
-            if not task.done():
-                task.cancel()
-            elif not task.cancelled():
-                task.exception()  # retrieved, so nothing warns about it
-
-
-def summarize(stats: PipeStats, seconds: float) -> str:
-    rate = stats.received / seconds if seconds > 0 else 0.0
-    return (
-        f"received {stats.received}, filtered {stats.filtered}, delivered {stats.delivered}, "
-        f"dead-lettered {stats.dead_lettered}, failed attempts {stats.failed}, {rate:,.0f} events/s"
-    )

@@ -1,0 +1,50 @@
+"""When to retry a failed event, how long to wait, and what its dead letter says.
+
+Kept apart from the runner so the policy reads in one place: full-jitter
+exponential backoff (AWS's architecture blog calls it the best of the simple
+schemes: it spreads retries of many failing events instead of synchronising
+them), and a give-up rule from attempts, age and the error's type.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from pipes.clock import iso_utc
+from pipes.errors import FatalError
+from pipes.events import Event
+from pipes.models import RetryConfig
+
+__all__ = ["RetryPolicy", "dead_letter_record"]
+
+
+class RetryPolicy:
+    def __init__(self, config: RetryConfig, rng: random.Random | None = None) -> None:
+        self.config = config
+        self.rng = rng or random.Random()
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait before attempt ``attempt + 1``: uniform in [0, min(max, initial x 2^(attempt-1))]."""
+        ceiling = min(self.config.backoff_max, self.config.backoff_initial * (2 ** min(attempt - 1, 30)))
+        return self.rng.uniform(0, ceiling)
+
+    def gives_up(self, event: Event, error: Exception, now_monotonic: float) -> bool:
+        """True when ``event`` must go to the dead letter rather than be tried again."""
+        if isinstance(error, FatalError) or event.attempts >= self.config.max_attempts:
+            return True
+        age = self.config.max_event_age
+        return age is not None and now_monotonic - event.received_at >= age
+
+
+def dead_letter_record(pipe: str, stage: str, error: Exception, event: Event) -> dict[str, Any]:
+    """The documented dead-letter record (docs/delivery.md)."""
+    return {
+        "pipe": pipe,
+        "stage": stage,
+        "error": {"type": type(error).__name__, "message": str(error)},
+        "attempts": event.attempts,
+        "first_attempt_at": iso_utc(event.first_attempt_at),
+        "last_attempt_at": iso_utc(event.last_attempt_at),
+        "record": event.record,
+    }
