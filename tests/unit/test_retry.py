@@ -1,0 +1,48 @@
+"""The retry policy: full-jitter exponential backoff and the give-up rule."""
+
+from __future__ import annotations
+
+import random
+
+from pipes.errors import FatalError, RetryableError
+from pipes.events import Event
+from pipes.models import RetryConfig
+from pipes.retry import RetryPolicy, dead_letter_record
+
+
+def test_backoff_is_full_jitter_under_a_doubling_ceiling() -> None:
+    policy = RetryPolicy(RetryConfig(backoff_initial=0.2, backoff_max=3.0), random.Random(1))
+    for attempt, ceiling in [(1, 0.2), (2, 0.4), (3, 0.8), (4, 1.6), (5, 3.0), (40, 3.0)]:
+        waits = [policy.backoff(attempt) for _ in range(500)]
+        assert all(0 <= w <= ceiling for w in waits)
+        assert max(waits) > ceiling * 0.9  # spread over the whole range, not a fixed delay
+        assert min(waits) < ceiling * 0.1
+
+
+def test_gives_up_on_fatal_errors_attempts_and_age() -> None:
+    policy = RetryPolicy(RetryConfig(max_attempts=3, max_event_age=60.0))
+    event = Event(record={}, partition="p", position=0, received_at=100.0)
+    event.attempts = 1
+    assert policy.gives_up(event, FatalError("no"), 100.0)
+    assert not policy.gives_up(event, RetryableError("later"), 100.0)
+    event.attempts = 3
+    assert policy.gives_up(event, RetryableError("later"), 100.0)
+    event.attempts = 1
+    assert policy.gives_up(event, RetryableError("later"), 160.0)
+    assert not RetryPolicy(RetryConfig(max_attempts=3, max_event_age=None)).gives_up(
+        event, RetryableError("later"), 10_000.0
+    )
+
+
+def test_dead_letter_record_layout() -> None:
+    event = Event(record={"body": 1}, partition="p", position=0)
+    event.attempts, event.first_attempt_at, event.last_attempt_at = 2, 0.0, 1.5
+    assert dead_letter_record("pipe", "target", RetryableError("down"), event) == {
+        "pipe": "pipe",
+        "stage": "target",
+        "error": {"type": "RetryableError", "message": "down"},
+        "attempts": 2,
+        "first_attempt_at": "1970-01-01T00:00:00.000Z",
+        "last_attempt_at": "1970-01-01T00:00:01.500Z",
+        "record": {"body": 1},
+    }
