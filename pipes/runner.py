@@ -538,6 +538,12 @@ class PipeRunner:
                 delivered += 1
             else:
                 failures.append(_Failure(event, TARGET, outcome))
+        if delivered < len(events):
+            failed = next(o for o in outcomes if o is not None)
+            if delivered == 0:
+                self._note_batch_error(TARGET, failed)  # nothing gets through: show it
+            else:
+                self.last_error = f"{TARGET}: {type(failed).__name__}: {failed}"
         if delivered:
             self.stats.delivered += delivered
             self.observer.events("delivered", delivered)
@@ -681,7 +687,11 @@ class PipeRunner:
         if self._stopping.is_set():
             if not draining or self._past_deadline():
                 return True
-            seconds = min(seconds, max(0.0, (self._drain_deadline or 0.0) - self.clock.monotonic()))
+            # Already draining: keep backing off (never spin), but not past the deadline.
+            await self.clock.sleep(
+                min(seconds, max(0.0, (self._drain_deadline or 0.0) - self.clock.monotonic()))
+            )
+            return self._past_deadline()
         await first(self.clock.sleep(seconds), self._stopping.wait())
         if self._stopping.is_set():
             return not draining or self._past_deadline()

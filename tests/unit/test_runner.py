@@ -413,3 +413,29 @@ async def test_a_fatal_start_error_fails_the_pipe(channels: dict[str, str]) -> N
     with pytest.raises(FatalError, match="idempotent"):
         await runner.run()
     assert runner.state == "FAILED"
+
+
+async def test_a_drain_keeps_backing_off_and_gives_up_at_its_deadline(channels: dict[str, str]) -> None:
+    channel(channels["in"]).put("stuck")
+    channel(channels["out"]).fail = lambda e: RetryableError("down")
+    clock = ManualClock()
+    store = MemoryCheckpointStore()
+    runner = runner_for(
+        pipe(channels, retry={"max_attempts": 1000, "backoff_initial": "1s", "backoff_max": "1s"}),
+        clock,
+        once=False,
+        store=store,
+        drain_timeout_s=5.0,
+    )
+    task = asyncio.create_task(runner.run())
+    await wait_until(lambda: runner.stats.failed >= 1, what="a first failure")
+    runner.request_stop()
+    for _ in range(8):
+        await clock.advance(1.0)
+        await asyncio.sleep(0.01)
+    await wait_until(task.done, what="the drain to give up at its deadline")
+    await task
+    assert runner.stats.failed <= 40  # backed off (full jitter under 1s) over 8s, never spun
+    assert store.saved.get("t", {}) == {}  # the stuck event was abandoned, not committed
+    assert runner.last_error == "target: RetryableError: down"
+    assert runner.state == "STOPPED"
