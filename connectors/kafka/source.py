@@ -115,11 +115,11 @@ class KafkaSource(Source):
         self._context: SourceContext | None = None
         self._tps: dict[str, TopicPartition] = {}
         # --once bookkeeping: end offsets seen when a partition was first assigned,
-        # where each partition stood after the last empty read, and since when reads
-        # have been coming back empty (a fetch round at the current positions).
+        # where each partition stood at the last empty read, and when (wall ms) a
+        # read last moved each partition's position.
         self._ends: dict[TopicPartition, int] = {}
         self._idle_at: dict[TopicPartition, int] = {}
-        self._empty_since: float | None = None
+        self._moved_ms: dict[TopicPartition, int] = {}
         self._next: dict[TopicPartition, int] = {}
         self._assigned_once = False
 
@@ -164,18 +164,20 @@ class KafkaSource(Source):
         except KafkaError as exc:
             raise RetryableError(f"kafka source: fetch failed: {exc}") from exc
         events: list[Event] = []
+        now_ms = int(time.time() * 1000)
         for tp, messages in batches.items():
             if not messages:
                 continue
             events.extend(build_events(tp.topic, tp.partition, messages))
             self._next[tp] = messages[-1].offset + 1
+            self._moved_ms[tp] = now_ms
             self._tps[partition_name(tp.topic, tp.partition)] = tp
-        if self._context is not None and self._context.once:
-            await self._track_end(consumer, bool(events))
+        if not events and self._context is not None and self._context.once:
+            await self._note_idle(consumer)
         return events
 
-    async def _track_end(self, consumer: AIOKafkaConsumer, got_events: bool) -> None:
-        """Take end offsets of newly assigned partitions; note where empty reads left us."""
+    async def _note_idle(self, consumer: AIOKafkaConsumer) -> None:
+        """After an empty read: take end offsets of new partitions, note where each one stands."""
         assignment = consumer.assignment()
         missing = [tp for tp in assignment if tp not in self._ends]
         if missing:
@@ -184,37 +186,34 @@ class KafkaSource(Source):
             except KafkaError as exc:
                 raise RetryableError(f"kafka source: cannot read end offsets: {exc}") from exc
             self._ends.update(ends)
-        if got_events:
-            self._empty_since = None
-            self._idle_at.clear()
-            return
-        if self._empty_since is None:
-            self._empty_since = time.monotonic()
         for tp in assignment:
             try:
                 self._idle_at[tp] = await consumer.position(tp)
-            except KafkaError:
-                self._idle_at.pop(tp, None)
-            except Exception:
+            except Exception:  # revoked meanwhile, or its position is being reset
                 self._idle_at.pop(tp, None)
 
     def caught_up(self) -> bool:
-        """Every assigned partition reached its end offset seen at start, and fetches there came back empty.
+        """Every assigned partition reached its end offset seen at start, and a fetch there came back empty.
 
         The broker's end offset alone is not trusted (Tansu under-reports it after
-        multi-record batches), so reads must also have come back empty for longer
-        than one long-poll fetch round at those positions.
+        multi-record batches). The consumer stamps a partition each time a fetch
+        response for its current position arrives; a stamp newer than the last
+        read that moved the position, while reads come back empty, means a fetch
+        at that position found nothing.
         """
         consumer = self._consumer
-        if consumer is None or not self._assigned_once or self._empty_since is None:
-            return False
-        settle_s = self.options.fetch_max_wait + 0.25
-        if time.monotonic() - self._empty_since < settle_s:
+        if consumer is None or not self._assigned_once:
             return False
         for tp in consumer.assignment():
             end = self._ends.get(tp)
             at = self._idle_at.get(tp)
             if end is None or at is None or at < end:
+                return False
+            try:
+                fetched_ms = consumer.last_poll_timestamp(tp)
+            except Exception:  # revoked meanwhile
+                return False
+            if fetched_ms is None or fetched_ms <= self._moved_ms.get(tp, 0):
                 return False
         return True
 
@@ -267,12 +266,17 @@ class KafkaSource(Source):
         for tp in revoked:
             self._next.pop(tp, None)
             self._idle_at.pop(tp, None)
+            self._moved_ms.pop(tp, None)
 
     def _assigned(self, assigned: set[TopicPartition]) -> None:
         self._assigned_once = True
-        self._empty_since = None
+        # Positions are (re)set from the committed offsets now: only fetches from
+        # here on say anything about them.
+        now_ms = int(time.time() * 1000)
         for tp in assigned:
             self._tps[partition_name(tp.topic, tp.partition)] = tp
+            self._moved_ms[tp] = now_ms
+            self._idle_at.pop(tp, None)
 
     async def stop(self) -> None:
         consumer, self._consumer = self._consumer, None
