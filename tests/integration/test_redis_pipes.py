@@ -169,27 +169,30 @@ async def test_survivor_claims_the_pending_entries_of_a_killed_consumer(
     redis_url: str, redis_client: redis.Redis, unique_key: Callable[[str], str], tmp_path: Path
 ) -> None:
     src, out = unique_key("in"), unique_key("out")
-    ids = await preload(redis_client, src, 0, 2000)
     victim_def = stream_pipe("victim", redis_url, src, out, consumer="victim", claim_idle="1s")
     survivor_def = stream_pipe("survivor", redis_url, src, out, consumer="survivor", claim_idle="1s")
     victim = PipeProcess(tmp_path, victim_def)
     survivor = PipeProcess(tmp_path, survivor_def)
+    ids: list[str] = []
     stranded = 0
+
+    async def victim_holds_entries() -> bool:
+        nonlocal stranded
+        try:
+            summary: Any = await redis_client.xpending(src, "g")
+        except redis.ResponseError:  # no group yet: neither has started
+            return False
+        by_consumer = {c["name"]: int(c["pending"]) for c in summary["consumers"] or []}
+        stranded = by_consumer.get("victim", 0)
+        if stranded == 0:
+            # Keep both busy: whichever consumer asks first gets the new entries.
+            ids.extend(await preload(redis_client, src, len(ids), len(ids) + 20))
+        return stranded > 0
+
     try:
-
-        async def victim_holds_entries() -> bool:
-            nonlocal stranded
-            try:
-                summary: Any = await redis_client.xpending(src, "g")
-            except redis.ResponseError:  # NOGROUP: no consumer has started yet
-                return False
-            by_consumer = {c["name"]: int(c["pending"]) for c in summary["consumers"] or []}
-            stranded = by_consumer.get("victim", 0)
-            return stranded > 0
-
         await wait_for(victim_holds_entries)
         victim.kill()
-        ids += await preload(redis_client, src, 2000, 3000)
+        ids.extend(await preload(redis_client, src, len(ids), len(ids) + 500))
         await wait_for(lambda: _has_all(redis_client, out, set(ids)))
         await wait_for(lambda: _no_pending(redis_client, src))
     finally:
