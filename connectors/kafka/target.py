@@ -230,9 +230,12 @@ class KafkaTarget(Target):
         Without this, ``send`` would wait for an unknown topic for the whole
         request timeout per event, holding up every other event of the batch.
         """
-        distinct = {t for i, t in enumerate(topics) if outcomes[i] is None}
+        distinct = set(topics) if self._topic is not None else {self.options.topic}
         unavailable: dict[str, Exception] = {}
+        cluster = producer.client.cluster
         for topic in distinct:
+            if not topic or cluster.partitions_for_topic(topic) is not None:
+                continue  # known (the usual case): no wait, no task
             try:
                 await asyncio.wait_for(producer.partitions_for(topic), timeout=self.options.metadata_timeout)
             except TimeoutError:
