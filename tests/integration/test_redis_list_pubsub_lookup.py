@@ -218,7 +218,7 @@ async def test_options_reject_mistakes(redis_url: str) -> None:
     with pytest.raises(ValueError):
         RedisLookupOptions(url=redis_url, key="customer:<$.a..b>")
     with pytest.raises(ValueError):
-        RedisListSourceOptions(url=redis_url, list="q", typo=1)
+        RedisListSourceOptions.model_validate({"url": redis_url, "list": "q", "typo": 1})
 
 
 def test_options_override_the_url(redis_url: str) -> None:

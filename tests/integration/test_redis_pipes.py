@@ -34,7 +34,7 @@ TEMPLATE = (
 
 
 def passes(event: dict[str, Any]) -> bool:
-    return event["detail-type"] == "OrderPlaced" and event["detail"]["total"] > 100
+    return bool(event["detail-type"] == "OrderPlaced" and event["detail"]["total"] > 100)
 
 
 async def preload(client: redis.Redis, stream: str, start: int, stop: int) -> list[str]:

@@ -64,7 +64,7 @@ async def test_record_layout_and_ack_of_settled_prefix(
         assert events[5].body == "plain text"
         assert await pending_count(redis_client, stream) == 6
 
-        await src.commit({stream: ids[2]})
+        await src.commit({stream: str(ids[2])})
         assert await pending_count(redis_client, stream) == 3
         pending: Any = await redis_client.xpending_range(stream, "g", "-", "+", 10)
         assert [p["message_id"] for p in pending] == [*ids[3:], events[5].record["id"]]
