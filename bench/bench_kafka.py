@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import resource
 import signal
@@ -133,9 +134,15 @@ async def run_baseline(bootstrap: str, topic: str, group: str, output: str, ends
         await consumer.stop()
 
 
-def contender_main(name: str, bootstrap: str, topic: str, group: str, output: str, ends: str) -> None:
+def contender_main(
+    name: str, bootstrap: str, topic: str, group: str, output: str, ends: str, gc_threshold: str | None
+) -> None:
     """Runs in the subprocess; prints one JSON line with its figures."""
     parsed = {int(p): o for p, o in json.loads(ends).items()}
+    if gc_threshold:
+        gc.set_threshold(*(int(x) for x in gc_threshold.split(",")))
+    if name == "pipes":
+        import pipes.testing  # noqa: F401 - imported before the clock starts, as aiokafka is for both
     started = time.time()
     contender = run_pipes if name == "pipes" else run_baseline
     asyncio.run(contender(bootstrap, topic, group, output, parsed))
@@ -231,12 +238,21 @@ async def check(bootstrap: str, group: str, topic: str, output: str) -> tuple[fl
 
 
 def run_contender(
-    name: str, bootstrap: str, topic: str, events: int, passing: int, ends: dict[int, int], round_no: int
+    name: str,
+    bootstrap: str,
+    topic: str,
+    events: int,
+    passing: int,
+    ends: dict[int, int],
+    round_no: int,
+    gc_threshold: str | None,
 ) -> dict[str, Any]:
     group, output = f"bench-{name}-{round_no}", f"bench.out.{name}.{round_no}"
     asyncio.run(create_topics(bootstrap, [output]))
     cmd = [sys.executable, __file__, "--contender", name, "--bootstrap", bootstrap, "--topic", topic]
     cmd += ["--group", group, "--output", output, "--ends", json.dumps(ends)]
+    if gc_threshold:
+        cmd += ["--gc-threshold", gc_threshold]
     done = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     first_output_s, length, committed = asyncio.run(check(bootstrap, group, topic, output))
@@ -263,6 +279,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=1, help="runs of each contender, alternating")
     parser.add_argument("--bootstrap", help="an existing Kafka broker (default: start Tansu)")
+    parser.add_argument(
+        "--gc-threshold",
+        metavar="G0,G1,G2",
+        help="gc.set_threshold for both contenders (default: Python's 700,10,10), e.g. 50000,20,100",
+    )
     parser.add_argument("--contender", choices=["pipes", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--topic", default="bench.cart", help=argparse.SUPPRESS)
     parser.add_argument("--group", help=argparse.SUPPRESS)
@@ -270,7 +291,9 @@ def main() -> None:
     parser.add_argument("--ends", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.contender:
-        contender_main(args.contender, args.bootstrap, args.topic, args.group, args.output, args.ends)
+        contender_main(
+            args.contender, args.bootstrap, args.topic, args.group, args.output, args.ends, args.gc_threshold
+        )
         return
 
     broker = None
@@ -282,6 +305,8 @@ def main() -> None:
         asyncio.run(create_topics(bootstrap, [topic]))
         loaded = time.monotonic()
         passing, ends = asyncio.run(preload(bootstrap, topic, args.events))
+        if args.gc_threshold:
+            print(f"gc threshold for both contenders: {args.gc_threshold}")
         print(
             f"scenario K: {args.events:,} events preloaded on {PARTITIONS} partitions "
             f"in {time.monotonic() - loaded:.1f}s, {passing:,} pass the filter"
@@ -289,7 +314,9 @@ def main() -> None:
         results: dict[str, list[dict[str, Any]]] = {"baseline": [], "pipes": []}
         for round_no in range(args.rounds):
             for name in ("baseline", "pipes"):
-                result = run_contender(name, bootstrap, topic, args.events, passing, ends, round_no)
+                result = run_contender(
+                    name, bootstrap, topic, args.events, passing, ends, round_no, args.gc_threshold
+                )
                 results[name].append(result)
                 print(
                     f"  {name:8} {result['events_per_s']:>9,.0f} events/s "
