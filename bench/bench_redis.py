@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib.util
 import json
 import resource
@@ -105,13 +106,23 @@ async def run_baseline(url: str, group: str, output: str) -> None:
         await client.aclose()
 
 
-def contender_main(name: str, url: str, group: str, output: str) -> None:
+def contender_main(name: str, url: str, group: str, output: str, gc_threshold: str | None) -> None:
     """Runs in the subprocess; prints one JSON line with its figures."""
+    if gc_threshold:
+        gc.set_threshold(*(int(x) for x in gc_threshold.split(",")))
+    if name == "pipes":
+        import pipes.testing  # noqa: F401 - imported before the clock starts, as redis is for both
     started = time.time()
     asyncio.run((run_pipes if name == "pipes" else run_baseline)(url, group, output))
     ended = time.time()
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"started": started, "ended": ended, "peak_rss_mib": peak_kib / 1024}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    figures = {
+        "started": started,
+        "ended": ended,
+        "peak_rss_mib": usage.ru_maxrss / 1024,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+    }
+    print(json.dumps(figures))
 
 
 # --------------------------------------------------------------------------- the run
@@ -177,9 +188,13 @@ async def check(url: str, group: str, output: str, passing: int) -> tuple[float,
     return first_ms / 1000, length, int(pending["pending"])
 
 
-def run_contender(name: str, url: str, events: int, passing: int, round_no: int) -> dict[str, Any]:
+def run_contender(
+    name: str, url: str, events: int, passing: int, round_no: int, gc_threshold: str | None
+) -> dict[str, Any]:
     group, output = f"bench-{name}-{round_no}", f"bench:out:{name}:{round_no}"
     cmd = [sys.executable, __file__, "--contender", name, "--url", url, "--group", group, "--output", output]
+    if gc_threshold:
+        cmd += ["--gc-threshold", gc_threshold]
     done = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     first_output_s, length, pending = asyncio.run(check(url, group, output, passing))
@@ -193,6 +208,7 @@ def run_contender(name: str, url: str, events: int, passing: int, round_no: int)
         "steady_events_per_s": events / steady if steady > 0 else 0.0,
         "seconds": seconds,
         "peak_rss_mib": figures["peak_rss_mib"],
+        "cpu_s": figures["cpu_s"],
     }
 
 
@@ -203,12 +219,16 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=1, help="runs of each contender, alternating")
     parser.add_argument("--url", help="an existing Redis server (default: start one)")
+    parser.add_argument(
+        "--gc-threshold",
+        help="gc.set_threshold for both contenders (default: Python's 700,10,10), e.g. 50000,20,100",
+    )
     parser.add_argument("--contender", choices=["pipes", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--group", help=argparse.SUPPRESS)
     parser.add_argument("--output", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.contender:
-        contender_main(args.contender, args.url, args.group, args.output)
+        contender_main(args.contender, args.url, args.group, args.output, args.gc_threshold)
         return
 
     directory = tempfile.mkdtemp(prefix="bench-redis-")
@@ -219,18 +239,24 @@ def main() -> None:
             server, url = start_server(directory)
         passing = asyncio.run(preload(url, args.events))
         print(f"scenario R: {args.events:,} entries preloaded, {passing:,} pass the filter")
+        if args.gc_threshold:
+            print(f"gc threshold for both contenders: {args.gc_threshold}")
         results: dict[str, list[dict[str, Any]]] = {"baseline": [], "pipes": []}
         for round_no in range(args.rounds):
             for name in ("baseline", "pipes"):
-                result = run_contender(name, url, args.events, passing, round_no)
+                result = run_contender(name, url, args.events, passing, round_no, args.gc_threshold)
                 results[name].append(result)
                 print(
                     f"  {name:8} {result['events_per_s']:>9,.0f} events/s "
                     f"(steady {result['steady_events_per_s']:>9,.0f}), {result['seconds']:.2f}s, "
-                    f"peak RSS {result['peak_rss_mib']:.0f} MiB"
+                    f"peak RSS {result['peak_rss_mib']:.0f} MiB, CPU {result['cpu_s']:.1f}s"
                 )
         best = {name: max(r["events_per_s"] for r in rs) for name, rs in results.items()}
-        print(f"ratio pipes/baseline (best of {args.rounds}): {best['pipes'] / best['baseline']:.1%}")
+        cpu = {name: min(r["cpu_s"] for r in rs) for name, rs in results.items()}
+        print(
+            f"ratio pipes/baseline (best of {args.rounds}): {best['pipes'] / best['baseline']:.1%} "
+            f"by events/s, {cpu['baseline'] / cpu['pipes']:.1%} by events per CPU second"
+        )
         print("checked: every output has exactly the passing events; every group's pending list is empty")
     finally:
         if server is not None:

@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
+import orjson
 import redis.asyncio as redis
 from pydantic import Field
 from redis.exceptions import ResponseError
@@ -292,16 +293,23 @@ class RedisStreamSource(Source):
         handed = self._handed
         outstanding = self._outstanding
         max_deliveries = self.options.max_deliveries
+        loads, not_json = orjson.loads, orjson.JSONDecodeError
         events = []
         for raw_id, fields in entries:
             entry_id = raw_id.decode()
+            raw = fields.get(body_field)
+            # The common case (a JSON body) inline; decode_body decides everything else.
+            try:
+                body = loads(raw) if raw is not None else None
+            except not_json:
+                body = decode_body(raw)
             record = {
                 "stream": stream,
                 "id": entry_id,
                 "fields": {
                     k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in fields.items()
                 },
-                "body": decode_body(fields.get(body_field)),
+                "body": body,
             }
             event = Event(record, stream, entry_id)
             if deliveries is not None and max_deliveries is not None:
