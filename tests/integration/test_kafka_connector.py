@@ -294,3 +294,36 @@ async def test_round_trip_keeps_non_utf8_bytes(kafka: KafkaBroker) -> None:
     (record,) = await kafka.consume_all(out, 1)
     assert record.value == raw
     assert orjson.dumps(None) == b"null"
+
+
+async def test_topic_pattern_reads_every_matching_topic(kafka: KafkaBroker) -> None:
+    prefix = kafka.topic_name("pat")
+    first = await kafka.create_topic(f"{prefix}.a", partitions=1)
+    second = await kafka.create_topic(f"{prefix}.b", partitions=2)
+    other = await kafka.create_topic(f"{prefix}-other", partitions=1)
+    await kafka.produce(first, [b"1", b"2"])
+    await kafka.produce(second, [b"3", b"4", b"5"])
+    await kafka.produce(other, [b"nope"])
+    options = KafkaSourceOptions(
+        bootstrap_servers=kafka.bootstrap,
+        topic_pattern=rf"{prefix}\..*",
+        group_id=kafka.group_id(),
+        starting_position="earliest",
+        session_timeout="2s",
+        fetch_max_wait="100ms",
+    )
+    source = KafkaSource(options)
+    await source.start(SourceContext(pipe="p", once=True))
+    events: list[Event] = []
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert time.monotonic() < deadline, f"not caught up after {len(events)} events"
+            batch = await source.read(100, 0.2)
+            events.extend(batch)
+            if not batch and source.caught_up():
+                break
+    finally:
+        await source.stop()
+    assert sorted(e.body for e in events) == [1, 2, 3, 4, 5]
+    assert {e.record["topic"] for e in events} == {first, second}
