@@ -126,6 +126,7 @@ class KafkaSource(Source):
     async def start(self, context: SourceContext) -> None:
         o = self.options
         self._context = context
+        await self.stop()  # a start retried after a failed one begins afresh
         heartbeat = o.heartbeat_interval or o.session_timeout / 3
         consumer = AIOKafkaConsumer(
             group_id=o.group_id,
@@ -146,12 +147,13 @@ class KafkaSource(Source):
             consumer.subscribe(pattern=o.topic_pattern, listener=listener)
         try:
             await consumer.start()
-        except KafkaConnectionError as exc:
-            raise RetryableError(f"kafka source: cannot reach {o.servers()}: {exc}") from exc
-        except KafkaError as exc:
-            if exc.retriable:
-                raise RetryableError(f"kafka source: {exc}") from exc
-            raise FatalError(f"kafka source: the broker refused the consumer: {exc}") from exc
+        except Exception as exc:
+            await self.stop()
+            if isinstance(exc, KafkaConnectionError):
+                raise RetryableError(f"kafka source: cannot reach {o.servers()}: {exc}") from exc
+            if isinstance(exc, KafkaError) and not exc.retriable:
+                raise FatalError(f"kafka source: the broker refused the consumer: {exc}") from exc
+            raise RetryableError(f"kafka source: {type(exc).__name__}: {exc}") from exc
 
     async def read(self, max_events: int, timeout_s: float) -> list[Event]:
         consumer = self._consumer

@@ -15,6 +15,7 @@ from typing import Any, Literal, Self
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
     CorruptRecordException,
     InvalidTopicError,
     KafkaConnectionError,
@@ -23,6 +24,8 @@ from aiokafka.errors import (
     RecordListTooLargeError,
     RecordTooLargeError,
     TopicAuthorizationFailedError,
+    UnknownError,
+    UnsupportedVersionError,
 )
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from pydantic import Field, model_validator
@@ -46,6 +49,15 @@ _PERMANENT: tuple[type[Exception], ...] = (
     CorruptRecordException,
     InvalidTopicError,
     TopicAuthorizationFailedError,
+)
+
+
+#: What a broker answers InitProducerId with when it cannot or will not do idempotence
+#: (Tansu: UnknownError; old brokers: UnsupportedVersion; no IdempotentWrite ACL).
+_NO_PRODUCER_ID: tuple[type[Exception], ...] = (
+    UnknownError,
+    UnsupportedVersionError,
+    ClusterAuthorizationFailedError,
 )
 
 
@@ -148,6 +160,7 @@ class KafkaTarget(Target):
     async def start(self, context: ConnectorContext) -> None:
         o = self.options
         self._context = context
+        await self.stop()  # a start retried after a failed one begins afresh
         producer = AIOKafkaProducer(
             acks=o.acks,
             enable_idempotence=o.idempotent,
@@ -161,17 +174,18 @@ class KafkaTarget(Target):
         self._producer = producer
         try:
             await producer.start()
-        except KafkaConnectionError as exc:
-            raise RetryableError(f"kafka target: cannot reach {o.servers()}: {exc}") from exc
-        except KafkaError as exc:
-            if o.idempotent and not exc.retriable:
-                raise FatalError(
-                    "kafka target: the broker refused an idempotent producer "
-                    f"({type(exc).__name__}); set idempotent: false in the target options"
-                ) from exc
-            if exc.retriable:
-                raise RetryableError(f"kafka target: {exc}") from exc
-            raise FatalError(f"kafka target: the broker refused the producer: {exc}") from exc
+        except Exception as exc:
+            await self.stop()
+            if isinstance(exc, KafkaConnectionError):
+                raise RetryableError(f"kafka target: cannot reach {o.servers()}: {exc}") from exc
+            if isinstance(exc, KafkaError) and not exc.retriable:
+                if o.idempotent and isinstance(exc, _NO_PRODUCER_ID):
+                    raise FatalError(
+                        "kafka target: the broker refused an idempotent producer "
+                        f"({type(exc).__name__}); set idempotent: false in the target options"
+                    ) from exc
+                raise FatalError(f"kafka target: the broker refused the producer: {exc}") from exc
+            raise RetryableError(f"kafka target: {type(exc).__name__}: {exc}") from exc
 
     async def write(self, events: Sequence[Event]) -> Sequence[Outcome]:
         """Build one record batch per topic-partition, submit them all, await them together.

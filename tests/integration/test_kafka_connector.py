@@ -14,7 +14,7 @@ from kafka_broker import KafkaBroker
 
 from connectors.kafka import KafkaSource, KafkaSourceOptions, KafkaTarget, KafkaTargetOptions
 from pipes.connector import ConnectorContext, SourceContext
-from pipes.errors import FatalError
+from pipes.errors import FatalError, RetryableError
 from pipes.events import Event
 
 pytestmark = pytest.mark.integration
@@ -327,3 +327,16 @@ async def test_topic_pattern_reads_every_matching_topic(kafka: KafkaBroker) -> N
         await source.stop()
     assert sorted(e.body for e in events) == [1, 2, 3, 4, 5]
     assert {e.record["topic"] for e in events} == {first, second}
+
+
+async def test_unreachable_broker_at_start_is_retryable(kafka: KafkaBroker) -> None:
+    from kafka_broker import free_port
+
+    nowhere = f"127.0.0.1:{free_port()}"
+    source = KafkaSource(KafkaSourceOptions(bootstrap_servers=nowhere, topics=["t"], group_id="g"))
+    target = KafkaTarget(KafkaTargetOptions(bootstrap_servers=nowhere, topic="t"))
+    for connector, context in ((source, SourceContext(pipe="p")), (target, ConnectorContext(pipe="p"))):
+        with pytest.raises(RetryableError) as info:
+            await connector.start(context)  # type: ignore[attr-defined]
+        assert nowhere in str(info.value)
+        await connector.stop()  # type: ignore[attr-defined]
