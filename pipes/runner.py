@@ -635,6 +635,10 @@ class PipeRunner:
         while pending:
             try:
                 outcomes = await self.dead_letter.write(pending)
+                if len(outcomes) != len(pending):
+                    raise FatalError(
+                        f"dead letter returned {len(outcomes)} outcomes for {len(pending)} events"
+                    )
             except Exception as exc:
                 outcomes = [exc] * len(pending)
             still: list[Event] = []

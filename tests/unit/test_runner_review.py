@@ -1,0 +1,79 @@
+"""Regression tests from a review of the core runtime: each pins one bug that was fixed."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from pipes.checkpoints import MemoryCheckpointStore
+from pipes.clock import ManualClock
+from pipes.errors import FatalError
+from pipes.events import Event, Outcome
+from pipes.runner import PipeRunner
+from pipes.testing import channel, make_runner
+
+
+def pipe(ch: dict[str, str], **extra: Any) -> dict[str, Any]:
+    definition: dict[str, Any] = {
+        "name": "t",
+        "source": {"type": "memory", "channel": ch["in"]},
+        "target": {"type": "memory", "channel": ch["out"]},
+        "batch": {"size": 10, "window": "0ms"},
+        "retry": {"max_attempts": 3, "backoff_initial": "100ms", "backoff_max": "1s"},
+    }
+    definition.update(extra)
+    return definition
+
+
+def runner_for(definition: dict[str, Any], clock: ManualClock, **kw: Any) -> PipeRunner:
+    return make_runner(
+        definition, store=kw.pop("store", MemoryCheckpointStore()), clock=clock, rng=random.Random(7), **kw
+    )
+
+
+async def run_to_end(runner: PipeRunner, clock: ManualClock, timeout: float = 10.0) -> None:
+    """Run a --once runner, moving the manual clock along while it waits."""
+    task = asyncio.create_task(runner.run())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not task.done():
+        if loop.time() > deadline:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise AssertionError("runner did not finish")
+        await clock.advance(0.5)
+        await asyncio.sleep(0.001)
+    await task
+
+
+async def test_a_dead_letter_target_with_the_wrong_number_of_outcomes_is_a_failed_write(
+    channels: dict[str, str],
+) -> None:
+    # It used to raise out of zip(strict=True) and kill the partition's lane: the
+    # partition stopped for good and the error only surfaced at shutdown.
+    channel(channels["in"]).put("poison", "a", "b")
+    channel(channels["out"]).fail = lambda e: FatalError("rejected") if e.payload == "poison" else None
+    definition = pipe(
+        channels,
+        batch={"size": 1, "window": "0ms"},
+        dead_letter={"type": "memory", "channel": channels["dlq"]},
+    )
+    clock = ManualClock()
+    runner = runner_for(definition, clock)
+    assert runner.dead_letter is not None
+    real_write = runner.dead_letter.write
+    calls = {"n": 0}
+
+    async def short_write(events: Sequence[Event]) -> Sequence[Outcome]:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return []  # a broken dead-letter target: no outcome at all
+        return await real_write(events)
+
+    runner.dead_letter.write = short_write  # type: ignore[method-assign]
+    await run_to_end(runner, clock)
+    assert [r["record"]["body"] for r in channel(channels["dlq"]).written] == ["poison"]
+    assert channel(channels["out"]).written == ["a", "b"]
+    assert runner.tracker.positions() == {"p0": 2}
