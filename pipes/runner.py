@@ -151,6 +151,7 @@ class PipeRunner:
         self._working = asyncio.Semaphore(self.config.concurrency)
         self._space = asyncio.Event()
         self._dirty = asyncio.Event()
+        self._commit_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._reader_done = asyncio.Event()
         self._idle = asyncio.Event()
@@ -711,25 +712,28 @@ class PipeRunner:
         while True:
             await first(self._dirty.wait(), self.clock.sleep(interval))
             self._dirty.clear()
-            await self._commit_now()
+            # Shielded: cancelling the committer at shutdown must not cut a commit in
+            # half (what it took would be neither committed nor left for the final one).
+            await asyncio.shield(self._commit_now())
 
     async def _commit_now(self, final: bool = False) -> None:
-        dirty = self.tracker.take_dirty()
-        if not dirty:
-            return
-        try:
-            if not self.source.tracks_position:
-                positions = self.tracker.positions()
-                if positions != self._saved:
-                    await self.store.save(self.name, positions)
-                    self._saved = positions
-            await self.source.commit(dirty)
-            if self.log.tracing:
-                self.log.trace("checkpoint_committed", positions=dirty)
-        except Exception as exc:
-            # Put them back: the next commit sends them again.
-            self.tracker.restore_dirty(dirty)
-            self.log.error("checkpoint_failed", error=f"{type(exc).__name__}: {exc}", final=final)
+        async with self._commit_lock:  # one at a time: the committer, a revoke, the final one
+            dirty = self.tracker.take_dirty()
+            if not dirty:
+                return
+            try:
+                if not self.source.tracks_position:
+                    positions = self.tracker.positions()
+                    if positions != self._saved:
+                        await self.store.save(self.name, positions)
+                        self._saved = positions
+                await self.source.commit(dirty)
+                if self.log.tracing:
+                    self.log.trace("checkpoint_committed", positions=dirty)
+            except Exception as exc:
+                # Put them back: the next commit sends them again.
+                self.tracker.restore_dirty(dirty)
+                self.log.error("checkpoint_failed", error=f"{type(exc).__name__}: {exc}", final=final)
 
     async def _revoke(self, partitions: Collection[str]) -> None:
         """A rebalance takes ``partitions`` away: finish their work within a bound, commit, forget."""

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from helpers import wait_until
 
 from pipes.checkpoints import MemoryCheckpointStore
 from pipes.clock import ManualClock
 from pipes.errors import FatalError
-from pipes.events import Event, Outcome
+from pipes.events import Event, Outcome, Position
 from pipes.runner import PipeRunner
 from pipes.testing import channel, make_runner
 
@@ -77,3 +79,36 @@ async def test_a_dead_letter_target_with_the_wrong_number_of_outcomes_is_a_faile
     assert [r["record"]["body"] for r in channel(channels["dlq"]).written] == ["poison"]
     assert channel(channels["out"]).written == ["a", "b"]
     assert runner.tracker.positions() == {"p0": 2}
+
+
+class GatedStore(MemoryCheckpointStore):
+    """The first save waits for ``gate`` (a slow disk or a slow Redis)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.calls = 0
+
+    async def save(self, pipe: str, positions: Mapping[str, Position]) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            await self.gate.wait()
+        await super().save(pipe, positions)
+
+
+async def test_stopping_while_a_commit_is_under_way_still_commits_at_shutdown(
+    channels: dict[str, str],
+) -> None:
+    # Cancelling the committer in the middle of a save lost the positions it had
+    # taken: they were neither saved nor dirty, so the final commit saved nothing.
+    channel(channels["in"]).put(1, 2, 3)
+    store = GatedStore()
+    clock = ManualClock()
+    runner = runner_for(pipe(channels), clock, store=store, once=False)
+    task = asyncio.create_task(runner.run())
+    await wait_until(lambda: store.calls == 1, what="a commit under way")
+    runner.request_stop()
+    await wait_until(lambda: task.done() or not runner._lanes, what="the runner shutting down")
+    store.gate.set()
+    await task
+    assert store.saved.get("t") == {"p0": 2}
