@@ -137,6 +137,13 @@ class EnrichmentStage:
             if isinstance(result, Exception):
                 out.append((event, result))
                 continue
+            if not isinstance(result, list | tuple):
+                # Checked before any child is derived: a half fan-out would leave the
+                # event counting children that never settle it.
+                kind = type(result).__name__
+                error = FatalError(f"enricher returned {kind} for an event; it must return a list")
+                out.append((event, error))
+                continue
             children = []
             for item in result:
                 if self.into is not None:

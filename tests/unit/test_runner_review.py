@@ -112,3 +112,29 @@ async def test_stopping_while_a_commit_is_under_way_still_commits_at_shutdown(
     store.gate.set()
     await task
     assert store.saved.get("t") == {"p0": 2}
+
+
+async def test_an_enricher_result_that_is_not_a_list_fails_only_its_event(
+    channels: dict[str, str],
+) -> None:
+    # A non-list result raised in the middle of the batch after earlier events had
+    # fanned out; the retry fanned them out again and their parent counted children
+    # that never existed: it never settled, so its checkpoint never moved again.
+    channel(channels["in"]).put({"id": 0}, {"id": 1})
+    calls: dict[int, int] = {}
+
+    def enrich(record: dict[str, Any]) -> Any:
+        n = record["body"]["id"]
+        calls[n] = calls.get(n, 0) + 1
+        if n == 0:
+            return [{"id": 0, "part": 1}, {"id": 0, "part": 2}]
+        return None if calls[n] == 1 else [{"id": 1}]
+
+    channel(channels["enrich"]).enrich = enrich
+    definition = pipe(channels, enrichment={"type": "memory", "channel": channels["enrich"]})
+    clock = ManualClock()
+    runner = runner_for(definition, clock)
+    await run_to_end(runner, clock)
+    assert channel(channels["out"]).written == [{"id": 0, "part": 1}, {"id": 0, "part": 2}, {"id": 1}]
+    assert runner.tracker.positions() == {"p0": 1}
+    assert runner.tracker.in_flight == 0
