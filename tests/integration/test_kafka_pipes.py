@@ -207,3 +207,32 @@ async def wait_for_committed(
     while (committed := await kafka.committed(group, topic, len(expected))) != expected:
         assert time.monotonic() < deadline, f"committed {committed}, expected {expected}"
         await asyncio.sleep(0.1)
+
+
+async def test_a_record_the_target_refuses_is_dead_lettered_and_the_pipe_goes_on(
+    kafka: KafkaBroker, tmp_path: Path
+) -> None:
+    topic = await kafka.create_topic(partitions=1)
+    out = await kafka.create_topic(partitions=1)
+    group = kafka.group_id()
+    values = [b'{"n": 1}', b'{"big": "' + b"x" * 5000 + b'"}', b'{"n": 3}']
+    produced = await kafka.produce(topic, values)
+    dead = tmp_path / "dlq.jsonl"
+    stats = await run_pipe(
+        {
+            "name": "refused",
+            "source": source(kafka, topic, group),
+            "target": kafka_target(kafka, out, max_request_size=2000, max_batch_size=2000),
+            "dead_letter": {"type": "file", "path": str(dead)},
+        },
+        state_dir=tmp_path,
+    )
+    assert (stats.delivered, stats.dead_lettered) == (2, 1)
+    records = await kafka.consume_all(out, 2)
+    assert [r.value for r in records] == [b'{"n":1}', b'{"n":3}']
+    (letter,) = [orjson.loads(line) for line in dead.read_bytes().splitlines()]
+    assert letter["stage"] == "target"
+    assert letter["error"]["type"] == "FatalError"
+    assert "max_request_size" in letter["error"]["message"]
+    assert letter["record"]["offset"] == produced[1][1]
+    assert await kafka.committed(group, topic, 1) == {0: produced[-1][1] + 1}
