@@ -53,10 +53,10 @@ TEMPLATE = (
 # --------------------------------------------------------------------------- contenders
 
 
-async def run_pipes(url: str, group: str, output: str) -> None:
+async def run_pipes(url: str, group: str, output: str, max_in_flight: int | None = None) -> None:
     from pipes.testing import run_pipe
 
-    definition = {
+    definition: dict[str, Any] = {
         "name": "bench-redis",
         "source": {
             "type": "redis_stream",
@@ -73,6 +73,8 @@ async def run_pipes(url: str, group: str, output: str) -> None:
         "batch": {"size": BATCH, "window": "100ms"},
         "log_level": "ERROR",
     }
+    if max_in_flight:
+        definition["max_in_flight"] = max_in_flight
     with tempfile.TemporaryDirectory() as state:
         stats = await run_pipe(definition, once=True, state_dir=state)
     if stats.failed or stats.dead_lettered:
@@ -106,14 +108,19 @@ async def run_baseline(url: str, group: str, output: str) -> None:
         await client.aclose()
 
 
-def contender_main(name: str, url: str, group: str, output: str, gc_threshold: str | None) -> None:
+def contender_main(
+    name: str, url: str, group: str, output: str, gc_threshold: str | None, max_in_flight: int | None
+) -> None:
     """Runs in the subprocess; prints one JSON line with its figures."""
     if gc_threshold:
         gc.set_threshold(*(int(x) for x in gc_threshold.split(",")))
     if name == "pipes":
         import pipes.testing  # noqa: F401 - imported before the clock starts, as redis is for both
     started = time.time()
-    asyncio.run((run_pipes if name == "pipes" else run_baseline)(url, group, output))
+    if name == "pipes":
+        asyncio.run(run_pipes(url, group, output, max_in_flight))
+    else:
+        asyncio.run(run_baseline(url, group, output))
     ended = time.time()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     figures = {
@@ -189,12 +196,20 @@ async def check(url: str, group: str, output: str, passing: int) -> tuple[float,
 
 
 def run_contender(
-    name: str, url: str, events: int, passing: int, round_no: int, gc_threshold: str | None
+    name: str,
+    url: str,
+    events: int,
+    passing: int,
+    round_no: int,
+    gc_threshold: str | None,
+    max_in_flight: int | None,
 ) -> dict[str, Any]:
     group, output = f"bench-{name}-{round_no}", f"bench:out:{name}:{round_no}"
     cmd = [sys.executable, __file__, "--contender", name, "--url", url, "--group", group, "--output", output]
     if gc_threshold:
         cmd += ["--gc-threshold", gc_threshold]
+    if max_in_flight:
+        cmd += ["--max-in-flight", str(max_in_flight)]
     done = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     first_output_s, length, pending = asyncio.run(check(url, group, output, passing))
@@ -223,12 +238,17 @@ def main() -> None:
         "--gc-threshold",
         help="gc.set_threshold for both contenders (default: Python's 700,10,10), e.g. 50000,20,100",
     )
+    parser.add_argument(
+        "--max-in-flight", type=int, help="the pipe's max_in_flight (default: the pipe default)"
+    )
     parser.add_argument("--contender", choices=["pipes", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--group", help=argparse.SUPPRESS)
     parser.add_argument("--output", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.contender:
-        contender_main(args.contender, args.url, args.group, args.output, args.gc_threshold)
+        contender_main(
+            args.contender, args.url, args.group, args.output, args.gc_threshold, args.max_in_flight
+        )
         return
 
     directory = tempfile.mkdtemp(prefix="bench-redis-")
@@ -241,10 +261,14 @@ def main() -> None:
         print(f"scenario R: {args.events:,} entries preloaded, {passing:,} pass the filter")
         if args.gc_threshold:
             print(f"gc threshold for both contenders: {args.gc_threshold}")
+        if args.max_in_flight:
+            print(f"pipe max_in_flight: {args.max_in_flight}")
         results: dict[str, list[dict[str, Any]]] = {"baseline": [], "pipes": []}
         for round_no in range(args.rounds):
             for name in ("baseline", "pipes"):
-                result = run_contender(name, url, args.events, passing, round_no, args.gc_threshold)
+                result = run_contender(
+                    name, url, args.events, passing, round_no, args.gc_threshold, args.max_in_flight
+                )
                 results[name].append(result)
                 print(
                     f"  {name:8} {result['events_per_s']:>9,.0f} events/s "
