@@ -150,6 +150,7 @@ class PipeRunner:
         self._lanes: dict[str, _Lane] = {}
         self._working = asyncio.Semaphore(self.config.concurrency)
         self._space = asyncio.Event()
+        self._full = False  # the reader is waiting for in-flight events to settle
         self._dirty = asyncio.Event()
         self._commit_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
@@ -288,7 +289,11 @@ class PipeRunner:
                 free = bound - self.tracker.in_flight
                 if free <= 0:
                     self._space.clear()
+                    self._full = True
+                    for lane in self._lanes.values():
+                        lane.grew.set()  # nothing more can come: stop waiting to fill batches
                     await first(self._space.wait(), stop_wait)
+                    self._full = False
                     continue
                 read = asyncio.ensure_future(self.source.read(min(free, size), self.read_timeout_s))
                 await asyncio.wait({read, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
@@ -364,7 +369,11 @@ class PipeRunner:
                 continue
             if len(lane.queue) < size and window > 0 and not self._stopping.is_set():
                 deadline = lane.queue[0].received_at + window
-                while len(lane.queue) < size and not self._reader_done.is_set():
+                while (
+                    len(lane.queue) < size
+                    and not self._reader_done.is_set()
+                    and not self._full  # the reader waits for us: no more can come, cut now
+                ):
                     remaining = deadline - self.clock.monotonic()
                     if remaining <= 0:
                         break

@@ -138,3 +138,25 @@ async def test_an_enricher_result_that_is_not_a_list_fails_only_its_event(
     assert channel(channels["out"]).written == [{"id": 0, "part": 1}, {"id": 0, "part": 2}, {"id": 1}]
     assert runner.tracker.positions() == {"p0": 1}
     assert runner.tracker.in_flight == 0
+
+
+async def test_a_batch_that_cannot_fill_because_of_the_in_flight_bound_is_not_held_for_the_window(
+    channels: dict[str, str],
+) -> None:
+    # With the bound reached the reader cannot add anything, yet every lane waited
+    # the whole batch window: many partitions (or a bound under batch.size) meant
+    # one stall of `window` per round.
+    src = channel(channels["in"])
+    out = channel(channels["out"])
+    definition = pipe(channels, batch={"size": 10, "window": "60s"}, max_in_flight=8)
+    clock = ManualClock()
+    runner = runner_for(definition, clock, once=False)
+    task = asyncio.create_task(runner.run())
+    src.put(*range(4), partition="a")
+    await wait_until(lambda: runner.stats.received == 4, what="partition a read")
+    await wait_until(lambda: clock.sleepers > 1, what="lane a waiting for its window")
+    src.put(*range(4), partition="b")  # the bound is reached: nothing more can be read
+    await wait_until(lambda: len(out.written) == 8, timeout=2.0, what="both lanes without the window")
+    assert clock.monotonic() == 0.0
+    runner.request_stop()
+    await task
