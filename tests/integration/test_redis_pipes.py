@@ -319,3 +319,64 @@ async def _has_all(client: redis.Redis, stream: str, ids: set[str]) -> bool:
 
 async def _no_pending(client: redis.Redis, stream: str) -> bool:
     return await group_pending(client, stream, "g") == 0
+
+
+async def test_entries_delivered_too_often_are_dead_lettered_and_acknowledged(
+    redis_url: str, redis_client: redis.Redis, unique_key: Callable[[str], str], tmp_path: Path
+) -> None:
+    from connectors.redis.stream_source import RedisStreamSource, RedisStreamSourceOptions
+    from pipes.connector import SourceContext
+
+    src, out, dlq = unique_key("in"), unique_key("out"), unique_key("dlq")
+    poison: list[Any] = [await redis_client.xadd(src, {"data": orjson.dumps({"n": n})}) for n in range(3)]
+    # Two earlier runs took the entries and died before settling them.
+    for _ in range(2):
+        crashed = RedisStreamSource(
+            RedisStreamSourceOptions(
+                url=redis_url, stream=src, group="g", consumer="c1", starting_position="earliest"
+            )
+        )
+        await crashed.start(SourceContext(pipe="crashed"))
+        try:
+            assert len(await crashed.read(10, 0.05)) == 3
+        finally:
+            await crashed.stop()
+    healthy = await redis_client.xadd(src, {"data": orjson.dumps({"n": 3})})
+
+    definition = stream_pipe("poison", redis_url, src, out, max_deliveries=2)
+    definition["dead_letter"] = {"type": "redis_list", "url": redis_url, "list": dlq}
+    stats = await run_pipe(definition, once=True, state_dir=tmp_path)
+
+    assert (stats.delivered, stats.dead_lettered) == (1, 3)
+    assert await source_ids(redis_client, out) == {healthy}
+    letters = [orjson.loads(v) for v in await redis_client.lrange(dlq, 0, -1)]
+    assert len(letters) == 3
+    text = orjson.dumps(letters).decode()
+    assert "delivered 3 times, more than max_deliveries=2" in text
+    assert all(entry_id in text for entry_id in poison)
+    assert await group_pending(redis_client, src, "g") == 0
+
+
+async def test_cli_keeps_checkpoints_in_redis_with_state_url(
+    redis_url: str, redis_client: redis.Redis, unique_key: Callable[[str], str], tmp_path: Path
+) -> None:
+    out = unique_key("gen-out")
+    name = unique_key("gen").lower()
+    definition = {
+        "name": name,
+        "source": {"type": "generator", "count": 50},
+        "target": {"type": "redis_list", "url": redis_url, "list": out},
+        "log_level": "ERROR",
+    }
+    path = tmp_path / "gen.yaml"
+    path.write_text(yaml.safe_dump(definition))
+    args = [PIPES, "run", "--once", "--no-progress", "--state", redis_url, str(path)]
+    for _ in range(2):  # the second run resumes from the checkpoint: nothing new
+        process = await asyncio.create_subprocess_exec(
+            *args, cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        output, _ = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0, output.decode()
+    assert await redis_client.llen(out) == 50
+    saved: Any = orjson.loads(str(await redis_client.get(f"pipes:checkpoint:{name}")))
+    assert saved == {"pipe": name, "positions": {"generator": 49}}
