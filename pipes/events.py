@@ -8,7 +8,7 @@ same object so that the hot path allocates one object per event, not several.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["DELIVERED", "Event", "Outcome", "Position"]
@@ -52,7 +52,6 @@ class Event:
     settled: bool = False
     parent: Event | None = None  # set on the events an enrichment fans out
     children: int = 0  # unsettled fan-out children of this event
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def body(self) -> Any:

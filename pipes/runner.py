@@ -224,12 +224,14 @@ class PipeRunner:
                     once=self.once,
                     revoke=self._revoke,
                 )
-                pending.append((self.source, source_ctx))
+                # Where events go first, the source last: a target that refuses the
+                # definition fails the pipe before the source joins a consumer group.
                 pending.append((self.target, self._context("target")))
                 if self.enrichment is not None:
                     pending.append((self.enrichment.enricher, self._context("enrichment")))
                 if self.dead_letter is not None:
                     pending.append((self.dead_letter, self._context("dead_letter")))
+                pending.append((self.source, source_ctx))
                 for connector, ctx in pending:
                     if connector in self._started:
                         continue
