@@ -66,27 +66,57 @@ def load_located(text: str, env: Mapping[str, str]) -> Located:
     return result
 
 
-def _build(node: yaml.Node, path: Path, out: Located, env: Mapping[str, str], ctor: yaml.SafeLoader) -> Any:
+def _build(
+    node: yaml.Node,
+    path: Path,
+    out: Located,
+    env: Mapping[str, str],
+    ctor: yaml.SafeLoader,
+    inside: frozenset[int] = frozenset(),
+) -> Any:
     out.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+        if id(node) in inside:  # an alias to a node that contains it
+            _error(out, node, path, "YAML: recursive alias")
+            return None
+        inside = inside | {id(node)}
     if isinstance(node, yaml.MappingNode):
         mapping: dict[Any, Any] = {}
+        first_line: dict[Any, int] = {}
         for key_node, value_node in node.value:
-            key = _build(key_node, (*path, "<key>"), out, env, ctor)
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                _error(out, key_node, path, "YAML: merge keys (<<) are not supported")
+                continue
+            key = _build(key_node, (*path, "<key>"), out, env, ctor, inside)
             out.marks.pop((*path, "<key>"), None)
             if not isinstance(key, str | int):
                 key = str(key)
             child = (*path, key)
-            value = _build(value_node, child, out, env, ctor)
+            if key in mapping:
+                line = first_line[key]
+                _error(out, key_node, child, f"key given twice in this mapping (first at line {line})")
+                continue
+            value = _build(value_node, child, out, env, ctor, inside)
             # Point a key's errors at the key itself, where a reader looks first.
             out.marks[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            first_line[key] = key_node.start_mark.line + 1
             mapping[key] = value
         return mapping
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*path, i), out, env, ctor) for i, item in enumerate(node.value)]
-    value = ctor.construct_object(node, deep=True)
+        return [_build(item, (*path, i), out, env, ctor, inside) for i, item in enumerate(node.value)]
+    try:
+        value = ctor.construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+        problem = exc.problem if isinstance(exc, yaml.MarkedYAMLError) and exc.problem else str(exc)
+        _error(out, node, path, f"YAML: {problem}")
+        return None
     if isinstance(value, str) and "$" in value:
         value = _interpolate(value, node, path, out, env)
     return value
+
+
+def _error(out: Located, node: yaml.Node, path: Path, message: str) -> None:
+    out.errors.append(YamlError(node.start_mark.line + 1, node.start_mark.column + 1, path, message))
 
 
 def _interpolate(text: str, node: yaml.Node, path: Path, out: Located, env: Mapping[str, str]) -> str:

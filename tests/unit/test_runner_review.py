@@ -11,6 +11,7 @@ from helpers import wait_until
 
 from pipes.checkpoints import MemoryCheckpointStore
 from pipes.clock import ManualClock
+from pipes.config import load_text
 from pipes.errors import FatalError
 from pipes.events import Event, Outcome, Position
 from pipes.runner import PipeRunner
@@ -160,3 +161,40 @@ async def test_a_batch_that_cannot_fill_because_of_the_in_flight_bound_is_not_he
     assert clock.monotonic() == 0.0
     runner.request_stop()
     await task
+
+
+# ---------------------------------------------------------------- pipe files
+
+PIPE_FILE = """\
+name: orders
+source: {type: memory, channel: in}
+target: {type: memory, channel: out}
+"""
+
+
+def located_errors(text: str) -> list[str]:
+    result = load_text(text, "pipe.yaml", env={})
+    assert result.pipes == []
+    return result.errors
+
+
+def test_a_value_yaml_cannot_construct_is_a_located_error_not_a_traceback() -> None:
+    # An unknown tag or a bad explicit one raised out of load_file (and out of a reload).
+    errors = located_errors(PIPE_FILE.replace("name: orders", "name: !secret orders"))
+    assert "pipe.yaml:1:7: name: YAML: could not determine a constructor for the tag '!secret'" in errors
+    errors = located_errors(PIPE_FILE + 'batch: {size: !!int "ten"}\n')
+    assert any(e.startswith("pipe.yaml:4:15: batch.size: YAML: ") for e in errors), errors
+    errors = located_errors(PIPE_FILE.replace("source: {", "source: {<<: {channel: x}, "))
+    assert "pipe.yaml:2:10: source: YAML: merge keys (<<) are not supported" in errors
+
+
+def test_a_recursive_alias_is_a_located_error_not_a_recursion_error() -> None:
+    text = PIPE_FILE.replace("source: {", "source: &s {extra: *s, ")
+    assert "pipe.yaml:2:9: source.extra: YAML: recursive alias" in located_errors(text)
+
+
+def test_a_key_given_twice_is_an_error() -> None:
+    # The second one silently won: a typo'd copy-paste must not pass.
+    assert located_errors(PIPE_FILE + "name: other\n") == [
+        "pipe.yaml:4:1: name: key given twice in this mapping (first at line 1)"
+    ]
