@@ -365,4 +365,4 @@ def _message(err: Any) -> str:
 def _fingerprint(item: Mapping[str, Any]) -> str:
     import orjson
 
-    return orjson.dumps(item, option=orjson.OPT_SORT_KEYS, default=str).decode()
+    return orjson.dumps(item, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str).decode()

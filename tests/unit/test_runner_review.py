@@ -198,3 +198,15 @@ def test_a_key_given_twice_is_an_error() -> None:
     assert located_errors(PIPE_FILE + "name: other\n") == [
         "pipe.yaml:4:1: name: key given twice in this mapping (first at line 1)"
     ]
+
+
+def test_a_pipe_with_numeric_keys_inside_free_form_options_loads() -> None:
+    # Its fingerprint (for reload) raised "Dict key must be str" out of load_file.
+    text = (
+        "name: orders\n"
+        "source: {type: memory, channel: in}\n"
+        "target: {type: python, function: 'json:dumps', options: {status: {404: skip}}}\n"
+    )
+    result = load_text(text, "pipe.yaml", env={})
+    assert result.errors == []
+    assert [p.name for p in result.pipes] == ["orders"]
