@@ -70,15 +70,16 @@ async def check_source(
 ) -> None:
     """A source returns every produced event once, in order per partition, and resumes after a commit.
 
-    ``produce(n)`` appends ``n`` new events to what the source reads (records
-    whose body is the JSON number 0..n-1 are the easiest to check, but any
-    distinct bodies work). The source is started in ``--once`` mode.
+    ``produce(n)`` appends ``n`` new events to what the source reads, each with
+    a distinct body. It is called before the source starts (in ``--once``
+    mode, where a source need only read up to the end it saw at start), and
+    again before a second instance starts from the first one's commit.
     """
     committed: dict[str, Position] = {}
+    await produce(count)  # before start: a --once source reads up to the end it sees at start
     first = make()
     await first.start(SourceContext(pipe="conformance", once=True))
     try:
-        await produce(count)
         seen = await _read_all(first, count, timeout_s)
         bodies = [e.body for e in seen]
         assert len(bodies) == count, f"read {len(bodies)} events, produced {count}"
@@ -100,9 +101,9 @@ async def check_source(
     # A new instance resumes after the commit: nothing old comes back.
     again = make()
     checkpoint: Mapping[str, Position] = {} if again.tracks_position else committed
+    await produce(3)
     await again.start(SourceContext(pipe="conformance", once=True, checkpoint=checkpoint))
     try:
-        await produce(3)
         more = await _read_all(again, 3, timeout_s)
         assert len(more) == 3, (
             f"after a commit and a restart read {len(more)} events, expected the 3 new ones"
