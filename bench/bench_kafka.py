@@ -139,10 +139,14 @@ def contender_main(
 ) -> None:
     """Runs in the subprocess; prints one JSON line with its figures."""
     parsed = {int(p): o for p, o in json.loads(ends).items()}
-    if gc_threshold:
-        gc.set_threshold(*(int(x) for x in gc_threshold.split(",")))
     if name == "pipes":
         import pipes.testing  # noqa: F401 - imported before the clock starts, as aiokafka is for both
+        from pipes.cli import tune_gc
+
+        if not gc_threshold:
+            tune_gc()  # the pipe as `pipes run` runs it; the baseline keeps Python's defaults
+    if gc_threshold:
+        gc.set_threshold(*(int(x) for x in gc_threshold.split(",")))
     started = time.time()
     contender = run_pipes if name == "pipes" else run_baseline
     asyncio.run(contender(bootstrap, topic, group, output, parsed))
@@ -282,7 +286,7 @@ def main() -> None:
     parser.add_argument(
         "--gc-threshold",
         metavar="G0,G1,G2",
-        help="gc.set_threshold for both contenders (default: Python's 700,10,10), e.g. 50000,20,100",
+        help="gc.set_threshold for both contenders (default: the pipe as `pipes run` tunes it, the baseline with Python's 700,10,10)",
     )
     parser.add_argument("--contender", choices=["pipes", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--topic", default="bench.cart", help=argparse.SUPPRESS)
