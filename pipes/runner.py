@@ -760,8 +760,10 @@ class PipeRunner:
             self._lanes.pop(lane.partition, None)
             if lane.task is not None:
                 lane.task.cancel()
-        await asyncio.gather(*(lane.task for lane in lanes if lane.task is not None), return_exceptions=True)
+        # Forgotten together with the lanes, before any await: an event of these
+        # partitions read from here on belongs to a new lane and a new settled prefix.
         self.tracker.forget(partitions)
+        await asyncio.gather(*(lane.task for lane in lanes if lane.task is not None), return_exceptions=True)
         self._space.set()
         self.log.info("partitions_revoked", partitions=sorted(partitions))
 

@@ -12,7 +12,8 @@ from helpers import wait_until
 from pipes.checkpoints import MemoryCheckpointStore
 from pipes.clock import ManualClock
 from pipes.config import load_text
-from pipes.errors import FatalError
+from pipes.connector import SourceContext
+from pipes.errors import FatalError, RetryableError
 from pipes.events import Event, Outcome, Position
 from pipes.runner import PipeRunner
 from pipes.testing import channel, make_runner
@@ -210,3 +211,71 @@ def test_a_pipe_with_numeric_keys_inside_free_form_options_loads() -> None:
     result = load_text(text, "pipe.yaml", env={})
     assert result.errors == []
     assert [p.name for p in result.pipes] == ["orders"]
+
+
+async def test_events_read_while_a_revoke_finishes_are_tracked_in_the_new_generation(
+    channels: dict[str, str],
+) -> None:
+    # The lanes of a revoked partition were dropped, then the revoke awaited their
+    # cancellation, and only then forgot the partition in the tracker. Events of that
+    # partition read meanwhile (re-assigned to us) were tracked in the old queue and
+    # forgotten with it, and the next ones started a new queue: a later event's
+    # delivery then moved the checkpoint past an earlier one that was still failing.
+    src = channel(channels["in"])
+    definition = pipe(channels, batch={"size": 10, "window": "1s"}, retry={"max_attempts": 100})
+    clock = ManualClock()
+    runner = runner_for(definition, clock, once=False, drain_timeout_s=5.0)
+    contexts: list[SourceContext] = []
+    real_start = runner.source.start
+
+    async def start(context: SourceContext) -> None:
+        contexts.append(context)
+        await real_start(context)
+
+    runner.source.start = start  # type: ignore[method-assign]
+    real_write = runner.target.write
+    stuck, cleanup = asyncio.Event(), asyncio.Event()
+    failed_once: set[Any] = set()
+
+    def fail_e1_once(event: Event) -> Exception | None:
+        if event.payload == "e1" and "e1" not in failed_once:
+            failed_once.add("e1")
+            return RetryableError("busy")
+        return None
+
+    channel(channels["out"]).fail = fail_e1_once
+
+    async def write(events: Sequence[Event]) -> Sequence[Outcome]:
+        if events[0].payload == "e0":
+            try:
+                await stuck.wait()  # never set: e0 is in the target when the revoke comes
+            except asyncio.CancelledError:
+                await cleanup.wait()  # a target that cleans up when cancelled
+                raise
+        return await real_write(events)
+
+    runner.target.write = write  # type: ignore[method-assign]
+    task = asyncio.create_task(runner.run())
+    src.put("e0")
+    await wait_until(lambda: runner.stats.received == 1, what="e0 read")
+    await clock.advance(1.0)  # e0's window: it goes to the target and stays there
+    revoke = asyncio.create_task(contexts[0].revoke(["p0"]))
+    while "p0" in runner._lanes:  # the revoke waits for e0 up to its bound, then drops the lane
+        await clock.advance(1.0)
+        await asyncio.sleep(0.001)
+    src.put("e1", "e2")  # re-assigned to us: read while the old lane is still being cancelled
+    await wait_until(lambda: runner.stats.received == 3, what="e1 and e2 read")
+    cleanup.set()
+    await revoke
+    src.put("e3")
+    await wait_until(lambda: runner.stats.received == 4, what="e3 read")
+    await clock.advance(1.0)  # the new lane's window: e1 fails, e2 and e3 are delivered
+    out = channel(channels["out"])
+    await wait_until(lambda: "e3" in out.written, what="e3 delivered")
+    assert "e1" not in out.written
+    assert runner.tracker.positions().get("p0", -1) < 1  # e1 (position 1) is not settled
+    await clock.advance(5.0)
+    await wait_until(lambda: "e1" in out.written, what="e1 retried")
+    await wait_until(lambda: runner.tracker.positions() == {"p0": 3}, what="checkpoint after e1")
+    runner.request_stop()
+    await task
