@@ -116,7 +116,9 @@ class PipeConfig(Model):
     max_in_flight: int | None = Field(
         default=None, ge=1, description="Most events taken from the source and not yet settled."
     )
-    checkpoint_interval: Duration = Field(default=5.0, description="Longest time between checkpoint commits.")
+    checkpoint_interval: Duration = Field(
+        default=5.0, gt=0, description="Longest time between checkpoint commits."
+    )
     log_level: Literal["OFF", "ERROR", "INFO", "TRACE"] = "INFO"
 
     @field_validator("filter", mode="before")

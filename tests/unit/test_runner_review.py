@@ -279,3 +279,9 @@ async def test_events_read_while_a_revoke_finishes_are_tracked_in_the_new_genera
     await wait_until(lambda: runner.tracker.positions() == {"p0": 3}, what="checkpoint after e1")
     runner.request_stop()
     await task
+
+
+def test_a_checkpoint_interval_of_zero_is_an_error() -> None:
+    # Accepted before, it made the committer loop on sleep(0) for as long as the pipe ran.
+    errors = located_errors(PIPE_FILE + "checkpoint_interval: 0\n")
+    assert errors == ["pipe.yaml:4:1: checkpoint_interval: Input should be greater than 0"]
