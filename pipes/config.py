@@ -365,4 +365,7 @@ def _message(err: Any) -> str:
 def _fingerprint(item: Mapping[str, Any]) -> str:
     import orjson
 
-    return orjson.dumps(item, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str).decode()
+    try:
+        return orjson.dumps(item, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str).decode()
+    except TypeError:  # an integer beyond 64 bits: still the same text for the same file
+        return repr(item)

@@ -285,3 +285,10 @@ def test_a_checkpoint_interval_of_zero_is_an_error() -> None:
     # Accepted before, it made the committer loop on sleep(0) for as long as the pipe ran.
     errors = located_errors(PIPE_FILE + "checkpoint_interval: 0\n")
     assert errors == ["pipe.yaml:4:1: checkpoint_interval: Input should be greater than 0"]
+
+
+def test_an_integer_beyond_64_bits_does_not_crash_loading() -> None:
+    # The reload fingerprint (orjson) raised "Integer exceeds 64-bit range" out of load_file.
+    result = load_text(PIPE_FILE + f"max_in_flight: {2**70}\n", "pipe.yaml", env={})
+    assert result.errors == []
+    assert result.pipes[0].config.max_in_flight == 2**70
