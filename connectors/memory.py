@@ -114,7 +114,10 @@ class MemorySource(Source):
         self.once = context.once
 
     def _unread(self) -> int:
-        return sum(len(items) - self.next_index.get(p, 0) for p, items in self.channel.partitions.items())
+        # Never negative per partition: one checkpointed past its end must not hide the others.
+        return sum(
+            max(0, len(items) - self.next_index.get(p, 0)) for p, items in self.channel.partitions.items()
+        )
 
     async def read(self, max_events: int, timeout_s: float) -> list[Event]:
         grew = self.channel.grew()

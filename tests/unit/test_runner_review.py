@@ -292,3 +292,19 @@ def test_an_integer_beyond_64_bits_does_not_crash_loading() -> None:
     result = load_text(PIPE_FILE + f"max_in_flight: {2**70}\n", "pipe.yaml", env={})
     assert result.errors == []
     assert result.pipes[0].config.max_in_flight == 2**70
+
+
+async def test_a_partition_checkpointed_past_its_end_does_not_hide_the_others(
+    channels: dict[str, str],
+) -> None:
+    # The memory source summed unread counts over partitions: one checkpointed past
+    # its end counted negative, so --once saw "caught up" and never read the others.
+    src = channel(channels["in"])
+    src.put("a0", "a1", partition="a")
+    src.put("b0", "b1", "b2", partition="b")
+    store = MemoryCheckpointStore()
+    store.saved["t"] = {"a": 9}
+    clock = ManualClock()
+    runner = runner_for(pipe(channels), clock, store=store)
+    await run_to_end(runner, clock)
+    assert channel(channels["out"]).written == ["b0", "b1", "b2"]
