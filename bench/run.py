@@ -14,7 +14,7 @@ def main() -> int:
     failed = []
     for name in BENCHES:
         print(f"== {name}", flush=True)
-        if subprocess.run([sys.executable, str(HERE / name), *sys.argv[1:]], check=False).returncode != 0:
+        if subprocess.run([sys.executable, str(HERE / name)], check=False).returncode != 0:
             failed.append(name)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
