@@ -355,7 +355,23 @@ class PipeRunner:
         lane = _Lane(partition)
         self._lanes[partition] = lane
         lane.task = asyncio.create_task(self._lane_loop(lane), name=f"{self.name}:{partition}")
+        lane.task.add_done_callback(lambda task: self._lane_ended(lane, task))
         return lane
+
+    def _lane_ended(self, lane: _Lane, task: asyncio.Task[None]) -> None:
+        """A lane still in ``_lanes`` that was cancelled or raised died on its own: fail the pipe.
+
+        Left alone, its partition would never settle again and the reader would
+        wait on the in-flight bound for ever, silently.
+        """
+        if self._lanes.get(lane.partition) is not lane:
+            return  # revoked or shut down by the runner
+        error: BaseException | None = asyncio.CancelledError() if task.cancelled() else task.exception()
+        if error is None:
+            return
+        self.log.error("lane_failed", partition=lane.partition, error=f"{type(error).__name__}: {error}")
+        if self._fatal is None:
+            self._fail(FatalError(f"partition {lane.partition}: {type(error).__name__}: {error}"))
 
     # ------------------------------------------------------------------ lanes
 
@@ -389,10 +405,10 @@ class PipeRunner:
 
     async def _cancel_lanes(self) -> None:
         tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
+        self._lanes.clear()  # first: these cancellations are ours (see _lane_ended)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._lanes.clear()
 
     async def _drain(self) -> None:
         """Let lanes finish what was pulled: until done, or until the drain deadline."""

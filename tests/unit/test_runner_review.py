@@ -7,6 +7,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pytest
 from helpers import wait_until
 
 from pipes.checkpoints import MemoryCheckpointStore
@@ -308,3 +309,26 @@ async def test_a_partition_checkpointed_past_its_end_does_not_hide_the_others(
     runner = runner_for(pipe(channels), clock, store=store)
     await run_to_end(runner, clock)
     assert channel(channels["out"]).written == ["b0", "b1", "b2"]
+
+
+async def test_a_lane_that_dies_fails_the_pipe_instead_of_stalling_it(channels: dict[str, str]) -> None:
+    # A CancelledError leaking from a client library (not a cancel by the runner) ended
+    # the partition's lane: its events were never settled, the reader filled the
+    # in-flight bound and waited for ever, with nothing logged and the pipe RUNNING.
+    channel(channels["in"]).put(*range(20))
+    clock = ManualClock()
+    runner = runner_for(pipe(channels, batch={"size": 2, "window": "0ms"}, max_in_flight=4), clock)
+    real_write = runner.target.write
+    calls = {"n": 0}
+
+    async def leaky_write(events: Sequence[Event]) -> Sequence[Outcome]:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise asyncio.CancelledError()  # e.g. a connection torn down under the client
+        return await real_write(events)
+
+    runner.target.write = leaky_write  # type: ignore[method-assign]
+    with pytest.raises(FatalError, match="p0"):
+        await run_to_end(runner, clock)
+    assert runner.state == "FAILED"
+    assert runner.tracker.positions() == {}
