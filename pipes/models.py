@@ -84,7 +84,11 @@ class RetryConfig(Model):
     max_attempts: int = Field(
         default=10, ge=1, description="Attempts per event before it goes to the dead letter."
     )
-    backoff_initial: Duration = Field(default=0.2, description="First backoff; doubles each attempt.")
+    backoff_initial: Duration = Field(
+        default=0.2,
+        gt=0,
+        description="First backoff; doubles each attempt (more than 0: no busy retry loops).",
+    )
     backoff_max: Duration = Field(default=30.0, description="Longest backoff between attempts.")
     max_event_age: Duration | None = Field(
         default=3600.0,

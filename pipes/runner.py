@@ -272,6 +272,9 @@ class PipeRunner:
         self.last_error = str(exc)
         self._set_state(PipeState.FAILED)
         self.log.error("pipe_failed", error=str(exc))
+        # The pipe cannot go on: abandon in-flight work now (uncommitted, so it
+        # is delivered again next run) rather than retrying into a dead pipe.
+        self._drain_deadline = self.clock.monotonic()
         self._stopping.set()
 
     def _set_state(self, state: str) -> None:
