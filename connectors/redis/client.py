@@ -28,7 +28,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from pipes.connector import ConnectorOptions
+from pipes.connector import ConnectorContext, ConnectorOptions
 from pipes.errors import FatalError, RetryableError
 from pipes.units import Duration
 
@@ -148,3 +148,21 @@ def text(value: bytes | str) -> str:
     if isinstance(value, str):
         return value
     return value.decode("utf-8", "replace")
+
+
+class RedisClientLifecycle:
+    """The client lifecycle every Redis target and enricher shares.
+
+    Mixed in before ``Target`` / ``Enricher``: the client is opened at ``start``
+    (no I/O until first use) and closed at ``stop``, which never raises.
+    """
+
+    options: RedisOptions
+    _client: redis.Redis | None = None
+
+    async def start(self, context: ConnectorContext) -> None:
+        self._client = open_client(self.options, name=f"pipes:{context.pipe}")
+
+    async def stop(self) -> None:
+        await close_client(self._client)
+        self._client = None

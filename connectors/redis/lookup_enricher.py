@@ -12,10 +12,15 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 import orjson
-import redis.asyncio as redis
 from pydantic import Field, field_validator
 
-from connectors.redis.client import RedisOptions, close_client, map_error, open_client, redis_errors, text
+from connectors.redis.client import (
+    RedisClientLifecycle,
+    RedisOptions,
+    map_error,
+    redis_errors,
+    text,
+)
 from pipes.codec import decode_body
 from pipes.connector import ConnectorContext, Enricher
 from pipes.errors import FatalError
@@ -53,7 +58,7 @@ class RedisLookupOptions(RedisOptions):
         return key
 
 
-class RedisLookupEnricher(Enricher):
+class RedisLookupEnricher(RedisClientLifecycle, Enricher):
     """Looks up one key per event; per-event results and errors."""
 
     options_model: ClassVar[type[RedisLookupOptions]] = RedisLookupOptions
@@ -63,11 +68,10 @@ class RedisLookupEnricher(Enricher):
     def __init__(self, options: RedisLookupOptions) -> None:
         super().__init__(options)
         self._key = InputTemplate(options.key)
-        self._client: redis.Redis | None = None
         self._json_module = False
 
     async def start(self, context: ConnectorContext) -> None:
-        self._client = open_client(self.options, name=f"pipes:{context.pipe}")
+        await super().start(context)
         if self.options.command == "json":
             client: Any = self._client
             async with redis_errors("COMMAND INFO JSON.GET"):
@@ -76,10 +80,6 @@ class RedisLookupEnricher(Enricher):
             # without the module; its parser fails on that). A server that refuses COMMAND
             # raises, which is an error to fix, not a module to guess at.
             self._json_module = isinstance(info, list) and any(item is not None for item in info)
-
-    async def stop(self) -> None:
-        await close_client(self._client)
-        self._client = None
 
     async def enrich(self, events: Sequence[Event]) -> Sequence[list[Any] | Exception]:
         assert self._client is not None, "enrich before start"

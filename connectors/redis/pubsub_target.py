@@ -9,12 +9,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-import redis.asyncio as redis
 from pydantic import Field
 
-from connectors.redis.client import RedisOptions, close_client, map_error, open_client, redis_errors
+from connectors.redis.client import (
+    RedisClientLifecycle,
+    RedisOptions,
+    map_error,
+    redis_errors,
+)
 from pipes.codec import encode_payload
-from pipes.connector import ConnectorContext, Target
+from pipes.connector import Target
 from pipes.events import Event, Outcome
 
 __all__ = ["RedisPubSubTarget", "RedisPubSubTargetOptions"]
@@ -26,7 +30,7 @@ class RedisPubSubTargetOptions(RedisOptions):
     channel: str = Field(description="The channel to PUBLISH to.")
 
 
-class RedisPubSubTarget(Target):
+class RedisPubSubTarget(RedisClientLifecycle, Target):
     """Publishes payloads in batch order."""
 
     options_model: ClassVar[type[RedisPubSubTargetOptions]] = RedisPubSubTargetOptions
@@ -35,14 +39,6 @@ class RedisPubSubTarget(Target):
 
     def __init__(self, options: RedisPubSubTargetOptions) -> None:
         super().__init__(options)
-        self._client: redis.Redis | None = None
-
-    async def start(self, context: ConnectorContext) -> None:
-        self._client = open_client(self.options, name=f"pipes:{context.pipe}")
-
-    async def stop(self) -> None:
-        await close_client(self._client)
-        self._client = None
 
     async def write(self, events: Sequence[Event]) -> Sequence[Outcome]:
         assert self._client is not None, "write before start"

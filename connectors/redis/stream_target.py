@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import redis.asyncio as redis
 from pydantic import Field, field_validator
 
-from connectors.redis.client import RedisOptions, close_client, map_error, open_client, redis_errors
+from connectors.redis.client import (
+    RedisClientLifecycle,
+    RedisOptions,
+    map_error,
+    redis_errors,
+)
 from pipes.codec import encode_payload
-from pipes.connector import ConnectorContext, Target
+from pipes.connector import Target
 from pipes.events import Event, Outcome
 from pipes.templates import InputTemplate
 
@@ -47,7 +51,7 @@ class RedisStreamTargetOptions(RedisOptions):
         return fields
 
 
-class RedisStreamTarget(Target):
+class RedisStreamTarget(RedisClientLifecycle, Target):
     """Appends payloads to a stream; per-event outcomes from the pipelined replies."""
 
     options_model: ClassVar[type[RedisStreamTargetOptions]] = RedisStreamTargetOptions
@@ -56,15 +60,7 @@ class RedisStreamTarget(Target):
 
     def __init__(self, options: RedisStreamTargetOptions) -> None:
         super().__init__(options)
-        self._client: redis.Redis | None = None
         self._templates = [(name, InputTemplate(text)) for name, text in options.fields.items()]
-
-    async def start(self, context: ConnectorContext) -> None:
-        self._client = open_client(self.options, name=f"pipes:{context.pipe}")
-
-    async def stop(self) -> None:
-        await close_client(self._client)
-        self._client = None
 
     async def write(self, events: Sequence[Event]) -> Sequence[Outcome]:
         assert self._client is not None, "write before start"
