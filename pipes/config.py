@@ -358,8 +358,15 @@ def _message(err: Any) -> str:
         return "unknown key (check the spelling; see the docs for the accepted keys)"
     if kind == "missing":
         return "required key is missing"
-    msg = str(err.get("msg", "invalid value"))
-    return msg.removeprefix("Value error, ")
+    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    value = err.get("input")
+    if kind in _BOUNDS and isinstance(value, str):
+        # A duration written as text ("10m") was compared in seconds: say so.
+        return f"{msg} seconds (got {value!r})"
+    return msg
+
+
+_BOUNDS = frozenset({"less_than", "less_than_equal", "greater_than", "greater_than_equal"})
 
 
 def _fingerprint(item: Mapping[str, Any]) -> str:

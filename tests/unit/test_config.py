@@ -102,6 +102,11 @@ def test_bad_duration() -> None:
     assert error.startswith("pipe.yaml:8:9: batch.window: invalid duration 'soon'")
 
 
+def test_a_duration_out_of_range_says_seconds() -> None:
+    [error] = errors_of(VALID + "batch: {window: 10m}\n")
+    assert error == "pipe.yaml:8:9: batch.window: Input should be less than or equal to 300 seconds (got '10m')"
+
+
 def test_durations_parse() -> None:
     text = VALID + "batch: {window: 250ms}\nretry: {backoff_max: 1m, max_event_age: 2h}\n"
     [pipe] = load_text(text, "pipe.yaml", env={}).pipes
