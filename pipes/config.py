@@ -239,7 +239,7 @@ def _load_pipe(item: Any, prefix: KeyPath, errors: _Errors, registry: Registry) 
     except ValidationError as exc:
         for err in exc.errors():
             path = _clean_loc(err["loc"], item)
-            errors.add((*prefix, *path), _message(err))
+            errors.add((*prefix, *path), _message(err, _raw_at(item, path)))
     bound: dict[str, BoundConnector | None] = {}
     into: str | None = None
     roles: tuple[tuple[str, Role], ...] = (
@@ -325,7 +325,8 @@ def _bind(
         options = model.model_validate(raw)
     except ValidationError as exc:
         for err in exc.errors():
-            errors.add((*path, *_clean_loc(err["loc"], raw)), _message(err))
+            inner = _clean_loc(err["loc"], raw)
+            errors.add((*path, *inner), _message(err, _raw_at(raw, inner)))
         return None, takes_into
     return BoundConnector(type_name, role, cls, options, raw), takes_into
 
@@ -352,17 +353,28 @@ def _clean_loc(loc: tuple[int | str, ...], data: Any) -> KeyPath:
     return tuple(out)
 
 
-def _message(err: Any) -> str:
+def _raw_at(data: Any, path: KeyPath) -> Any:
+    """The value as written in the file at ``path`` (None where there is none)."""
+    for part in path:
+        if (isinstance(data, dict) and part in data) or (
+            isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
+        ):
+            data = data[part]
+        else:
+            return None
+    return data
+
+
+def _message(err: Any, written: Any = None) -> str:
     kind = err.get("type")
     if kind == "extra_forbidden":
         return "unknown key (check the spelling; see the docs for the accepted keys)"
     if kind == "missing":
         return "required key is missing"
     msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
-    value = err.get("input")
-    if kind in _BOUNDS and isinstance(value, str):
+    if kind in _BOUNDS and isinstance(written, str):
         # A duration written as text ("10m") was compared in seconds: say so.
-        return f"{msg} seconds (got {value!r})"
+        return f"{msg} seconds (got {written!r})"
     return msg
 
 
