@@ -356,12 +356,13 @@ def _clean_loc(loc: tuple[int | str, ...], data: Any) -> KeyPath:
 def _raw_at(data: Any, path: KeyPath) -> Any:
     """The value as written in the file at ``path`` (None where there is none)."""
     for part in path:
-        if (isinstance(data, dict) and part in data) or (
-            isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
-        ):
+        if isinstance(data, dict) and part in data:
             data = data[part]
-        else:
-            return None
+            continue
+        if isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+            continue
+        return None
     return data
 
 
