@@ -104,7 +104,9 @@ def test_bad_duration() -> None:
 
 def test_a_duration_out_of_range_says_seconds() -> None:
     [error] = errors_of(VALID + "batch: {window: 10m}\n")
-    assert error == "pipe.yaml:8:9: batch.window: Input should be less than or equal to 300 seconds (got '10m')"
+    assert (
+        error == "pipe.yaml:8:9: batch.window: Input should be less than or equal to 300 seconds (got '10m')"
+    )
 
 
 def test_durations_parse() -> None:
