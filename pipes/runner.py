@@ -402,9 +402,13 @@ class PipeRunner:
                     await first(lane.grew.wait(), self.clock.sleep(remaining), self._reader_done.wait())
             count = min(size, len(lane.queue))
             batch = [lane.queue.popleft() for _ in range(count)]
-            await self._process_batch(batch)
+            finished = await self._process_batch(batch)
             self._dirty.set()
             self._space.set()
+            if not finished:
+                # Abandoned unsettled: later events of this partition must not be
+                # delivered ahead of it; the next run starts from the checkpoint.
+                return
 
     async def _cancel_lanes(self) -> None:
         tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
@@ -441,7 +445,8 @@ class PipeRunner:
 
     # ------------------------------------------------------------------ stages
 
-    async def _process_batch(self, batch: list[Event]) -> None:
+    async def _process_batch(self, batch: list[Event]) -> bool:
+        """Take a batch through every stage; False when it was abandoned unsettled (stopping)."""
         started = self.clock.monotonic()
         failures: list[_Failure] = []
         events = batch
@@ -454,10 +459,12 @@ class PipeRunner:
                     events.append(event)
         async with self._working:
             await self._run_stages(events, FILTER, failures)
+        finished = True
         if failures:
             self._dirty.set()  # what settled before the retries may be committed meanwhile
-            await self._retry(failures)
+            finished = await self._retry(failures)
         self.observer.duration("batch", self.clock.monotonic() - started)
+        return finished
 
     async def _run_stages(self, events: list[Event], stage: str, failures: list[_Failure]) -> None:
         """Take ``events`` from ``stage`` on to the target, collecting failures."""
@@ -593,8 +600,8 @@ class PipeRunner:
 
     # ------------------------------------------------------------------ retries
 
-    async def _retry(self, failures: list[_Failure]) -> None:
-        """Retry failed events until delivered, dead-lettered, or (stopping) abandoned."""
+    async def _retry(self, failures: list[_Failure]) -> bool:
+        """Retry failed events until delivered or dead-lettered: True; False when abandoned (stopping)."""
         while failures:
             now_wall = self.clock.wall()
             now = self.clock.monotonic()
@@ -614,7 +621,7 @@ class PipeRunner:
             if give_up:
                 if self.dead_letter is not None:
                     if not await self._dead_letter(give_up):
-                        return  # stopping: abandoned, never committed
+                        return False  # stopping: abandoned, never committed
                 else:
                     for failure in give_up:
                         self.log.error(
@@ -625,12 +632,25 @@ class PipeRunner:
                             attempts=failure.event.attempts,
                             error=f"{type(failure.error).__name__}: {failure.error}",
                         )
+                    if self.once:
+                        # A --once run must end: fail the pipe (exit 1) rather than retry
+                        # for ever. Nothing is committed past the stuck event, so the next
+                        # run tries it again.
+                        failure = give_up[0]
+                        self._fail(
+                            FatalError(
+                                f"{failure.stage} failed for good at {failure.event.partition}@"
+                                f"{failure.event.position} after {failure.event.attempts} attempts "
+                                f"and there is no dead_letter: {type(failure.error).__name__}: {failure.error}"
+                            )
+                        )
+                        return False
                     again.extend(give_up)  # no dead letter: never drop, keep trying
             if not again:
-                return
+                return True
             attempts = max(f.event.attempts for f in again)
             if await self._sleep_or_stop(self._backoff(attempts), draining=True):
-                return
+                return False
             self.stats.retried += len(again)
             self.observer.events("retried", len(again))
             failures = []
@@ -643,6 +663,7 @@ class PipeRunner:
                     if events:
                         # A source fault has no stage to redo: without a dead letter it is processed.
                         await self._run_stages(events, FILTER if stage == SOURCE else stage, failures)
+        return True
 
     def _count_failure(self, failure: _Failure) -> None:
         self.stats.failed += 1

@@ -439,3 +439,20 @@ async def test_a_drain_keeps_backing_off_and_gives_up_at_its_deadline(channels: 
     assert store.saved.get("t", {}) == {}  # the stuck event was abandoned, not committed
     assert runner.last_error == "target: RetryableError: down"
     assert runner.state == "STOPPED"
+
+
+async def test_once_without_dead_letter_fails_the_pipe_when_an_event_gives_up(
+    channels: dict[str, str],
+) -> None:
+    channel(channels["in"]).put("ok", "stuck", "after")
+    channel(channels["out"]).fail = lambda e: RetryableError("down") if e.payload == "stuck" else None
+    store = MemoryCheckpointStore()
+    clock = ManualClock()
+    runner = runner_for(pipe(channels, batch={"size": 1, "window": "0ms"}), clock, store=store)
+    with pytest.raises(
+        FatalError, match=r"target failed for good at p0@1 after 3 attempts and there is no dead_letter"
+    ):
+        await run_to_end(runner, clock)
+    assert runner.state == "FAILED"
+    assert channel(channels["out"]).written == ["ok"]
+    assert store.saved["t"] == {"p0": 0}  # the stuck event is not committed: the next run retries it
