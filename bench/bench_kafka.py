@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import gc
 import json
-import resource
 import signal
 import socket
 import subprocess
@@ -39,6 +38,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from harness import print_figures, result, run_subprocess
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -150,14 +150,7 @@ def contender_main(
     started = time.time()
     contender = run_pipes if name == "pipes" else run_baseline
     asyncio.run(contender(bootstrap, topic, group, output, parsed))
-    ended = time.time()
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    cpu_s = usage.ru_utime + usage.ru_stime
-    print(
-        json.dumps(
-            {"started": started, "ended": ended, "peak_rss_mib": usage.ru_maxrss / 1024, "cpu_s": cpu_s}
-        )
-    )
+    print_figures(started)
 
 
 # --------------------------------------------------------------------------- the run
@@ -257,23 +250,13 @@ def run_contender(
     cmd += ["--group", group, "--output", output, "--ends", json.dumps(ends)]
     if gc_threshold:
         cmd += ["--gc-threshold", gc_threshold]
-    done = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
-    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    figures = run_subprocess(cmd)
     first_output_s, length, committed = asyncio.run(check(bootstrap, group, topic, output))
     if length != passing:
         raise SystemExit(f"{name}: output holds {length} records, expected {passing}")
     if committed != ends:
         raise SystemExit(f"{name}: committed {committed}, expected the preload's {ends}")
-    seconds = figures["ended"] - figures["started"]
-    steady = figures["ended"] - first_output_s
-    return {
-        "name": name,
-        "events_per_s": events / seconds,
-        "steady_events_per_s": events / steady if steady > 0 else 0.0,
-        "seconds": seconds,
-        "peak_rss_mib": figures["peak_rss_mib"],
-        "cpu_s": figures["cpu_s"],
-    }
+    return result(name, events, figures, first_output_s)
 
 
 def main() -> None:

@@ -22,8 +22,6 @@ import argparse
 import asyncio
 import gc
 import importlib.util
-import json
-import resource
 import shutil
 import socket
 import subprocess
@@ -35,6 +33,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as redis
+from harness import print_figures, result, run_subprocess
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -125,15 +124,7 @@ def contender_main(
         asyncio.run(run_pipes(url, group, output, max_in_flight))
     else:
         asyncio.run(run_baseline(url, group, output))
-    ended = time.time()
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    figures = {
-        "started": started,
-        "ended": ended,
-        "peak_rss_mib": usage.ru_maxrss / 1024,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-    }
-    print(json.dumps(figures))
+    print_figures(started)
 
 
 # --------------------------------------------------------------------------- the run
@@ -214,21 +205,11 @@ def run_contender(
         cmd += ["--gc-threshold", gc_threshold]
     if max_in_flight:
         cmd += ["--max-in-flight", str(max_in_flight)]
-    done = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
-    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    figures = run_subprocess(cmd)
     first_output_s, length, pending = asyncio.run(check(url, group, output, passing))
     if length != passing or pending:
         raise SystemExit(f"{name}: output {length} (expected {passing}), {pending} pending")
-    seconds = figures["ended"] - figures["started"]
-    steady = figures["ended"] - first_output_s
-    return {
-        "name": name,
-        "events_per_s": events / seconds,
-        "steady_events_per_s": events / steady if steady > 0 else 0.0,
-        "seconds": seconds,
-        "peak_rss_mib": figures["peak_rss_mib"],
-        "cpu_s": figures["cpu_s"],
-    }
+    return result(name, events, figures, first_output_s)
 
 
 def main() -> None:
