@@ -151,6 +151,26 @@ async def _start(request: web.Request) -> web.Response:
     return await _set(request, RUNNING)
 
 
+async def _reload(request: web.Request) -> web.Response:
+    """Read the pipe files again, as SIGHUP does, and answer with what changed."""
+    daemon = request.app[_DAEMON]
+    if daemon.stopping:
+        return _error("the daemon is shutting down", 409)
+    report = await daemon.reload()
+    body: dict[str, Any] = {
+        "added": report.added,
+        "removed": report.removed,
+        "restarted": report.restarted,
+        "unchanged": report.unchanged,
+        "errors": report.errors,
+    }
+    if report.errors:
+        # Invalid files changed nothing of their own; the rest was applied.
+        body["error"] = f"{len(report.errors)} error(s); first: {report.errors[0]}"
+        return _json(body, 422)
+    return _json(body)
+
+
 async def _openapi(request: web.Request) -> web.Response:
     return _json(openapi_document())
 
@@ -167,6 +187,7 @@ def make_app(daemon: Daemon, token: str | None = None) -> web.Application:
     app.router.add_get("/pipes/{name}", _pipe)
     app.router.add_post("/pipes/{name}/stop", _stop)
     app.router.add_post("/pipes/{name}/start", _start)
+    app.router.add_post("/reload", _reload)
     app.router.add_get("/openapi.json", _openapi)
     return app
 

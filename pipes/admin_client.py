@@ -17,7 +17,7 @@ import orjson
 
 from pipes.admin import DEFAULT_ADMIN, TOKEN_ENV, parse_admin
 
-__all__ = ["AdminUnreachable", "call", "control", "format_table", "status"]
+__all__ = ["AdminUnreachable", "call", "control", "format_table", "reload", "status"]
 
 
 class AdminUnreachable(Exception):
@@ -125,3 +125,19 @@ def control(verb: str, name: str, address: str | None = None, out: TextIO | None
         return 0
 
     return _run(verb, address, go(), stream)
+
+
+def reload(address: str | None = None, out: TextIO | None = None) -> int:
+    """Ask the daemon to read its pipe files again; print what changed."""
+    address = address or DEFAULT_ADMIN
+    stream = out or sys.stdout
+
+    async def go() -> int:
+        data = await call(address, "POST", "/reload", os.environ.get(TOKEN_ENV))
+        for key in ("added", "removed", "restarted"):
+            if data.get(key):
+                print(f"{key}: {', '.join(data[key])}", file=stream)
+        print(f"unchanged: {len(data.get('unchanged', []))} pipe(s)", file=stream)
+        return 0
+
+    return _run("reload", address, go(), stream)

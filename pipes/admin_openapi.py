@@ -191,6 +191,25 @@ def openapi_document() -> dict[str, Any]:
             },
             "/pipes/{name}/stop": _control("stop", "STOPPED"),
             "/pipes/{name}/start": _control("start", "RUNNING"),
+            "/reload": {
+                "post": {
+                    "operationId": "reload",
+                    "summary": "Read the pipe files again, as SIGHUP does.",
+                    "description": (
+                        "New files start their pipes, removed files stop theirs, changed pipes restart "
+                        "alone; unchanged pipes are not touched. An invalid file changes nothing of its "
+                        "own and is reported in `errors` (then the status is 422)."
+                    ),
+                    "responses": {
+                        "200": _json_response("Applied.", {"$ref": "#/components/schemas/Reload"}),
+                        "401": _UNAUTHORIZED,
+                        "409": _json_response("The daemon is shutting down.", _ERROR),
+                        "422": _json_response(
+                            "Applied, but some files are invalid.", {"$ref": "#/components/schemas/Reload"}
+                        ),
+                    },
+                }
+            },
             "/openapi.json": {
                 "get": {
                     "operationId": "openapi",
@@ -209,6 +228,15 @@ def openapi_document() -> dict[str, Any]:
                     "type": "object",
                     "required": ["error"],
                     "properties": {"error": {"type": "string"}},
+                },
+                "Reload": {
+                    "type": "object",
+                    "required": ["added", "removed", "restarted", "unchanged", "errors"],
+                    "properties": {
+                        key: {"type": "array", "items": {"type": "string"}}
+                        for key in ("added", "removed", "restarted", "unchanged", "errors")
+                    }
+                    | {"error": {"type": "string"}},
                 },
                 "Counters": counters,
                 "PipeSummary": summary,

@@ -92,9 +92,10 @@ def _parser() -> argparse.ArgumentParser:
         ("status", "show the pipes of a running daemon (through its admin API)"),
         ("stop", "stop one pipe of a running daemon (drained and checkpointed)"),
         ("start", "start one pipe of a running daemon"),
+        ("reload", "make a running daemon read its pipe files again (as SIGHUP does)"),
     ):
         client = sub.add_parser(name, help=text)
-        if name != "status":
+        if name in ("stop", "start"):
             client.add_argument("name", metavar="NAME", help="the pipe's name")
         client.add_argument(
             "--admin", metavar="HOST:PORT", default="127.0.0.1:9900", help="the daemon's admin API"
@@ -354,10 +355,12 @@ async def _run(
 
 
 def cmd_admin_client(args: argparse.Namespace) -> int:
-    from pipes.admin_client import control, status
+    from pipes.admin_client import control, reload, status
 
     if args.command == "status":
         return status(args.admin)
+    if args.command == "reload":
+        return reload(args.admin)
     return control(args.command, args.name, args.admin)
 
 

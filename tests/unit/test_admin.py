@@ -16,7 +16,7 @@ from helpers import wait_until
 
 from connectors.memory import HUB
 from pipes.admin import AdminServer, make_app, parse_admin
-from pipes.admin_client import control, status
+from pipes.admin_client import control, reload, status
 from pipes.checkpoints import MemoryCheckpointStore
 from pipes.config import load_paths
 from pipes.daemon import Daemon
@@ -213,3 +213,40 @@ async def test_cli_clients_against_a_served_daemon(
     assert await asyncio.to_thread(status, address) == 1
     err = capsys.readouterr().err
     assert err == f"pipes status: no daemon at {address} (is `pipes run` running with --admin?)\n"
+
+
+async def test_reload_applies_new_files_and_reports_invalid_ones(
+    daemon: Daemon, client: TestClient[Any, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    alpha = daemon.pipes["alpha"].runner
+    assert (await client.post("/reload")).status == 401
+    (tmp_path / "c.yaml").write_text(
+        f"name: gamma\nsource: {{type: memory, channel: gamma-in-{daemon.tag}}}\n"  # type: ignore[attr-defined]
+        f"target: {{type: memory, channel: gamma-out-{daemon.tag}}}\n"  # type: ignore[attr-defined]
+    )
+    answer = await client.post("/reload", headers=AUTH)
+    assert answer.status == 200
+    report = await answer.json()
+    assert report["added"] == ["gamma"] and report["errors"] == [] and "alpha" in report["unchanged"]
+    assert daemon.pipes["alpha"].runner is alpha  # untouched
+    (tmp_path / "d.yaml").write_text(
+        "name: delta\nsource: {type: memory}\ntarget: {type: memory, channel: x}\n"
+    )
+    answer = await client.post("/reload", headers=AUTH)
+    assert answer.status == 422
+    report = await answer.json()
+    assert report["errors"] == [f"{tmp_path / 'd.yaml'}:2:1: source.channel: required key is missing"]
+    assert "delta" not in daemon.pipes
+    server = AdminServer(daemon, "127.0.0.1", 0, token=None)
+    await server.start()
+    try:
+        out = io.StringIO()
+        assert await asyncio.to_thread(reload, f"127.0.0.1:{server.port}", out) == 1
+        assert "pipes reload: HTTP 422: 1 error(s); first: " in capsys.readouterr().err
+        (tmp_path / "d.yaml").unlink()
+        assert await asyncio.to_thread(reload, f"127.0.0.1:{server.port}", out) == 0
+        assert "unchanged: 3 pipe(s)" in out.getvalue()  # alpha, beta, gamma
+    finally:
+        await server.stop()
+    HUB.drop(f"gamma-in-{daemon.tag}")  # type: ignore[attr-defined]
+    HUB.drop(f"gamma-out-{daemon.tag}")  # type: ignore[attr-defined]
