@@ -14,7 +14,7 @@ Test hooks on a channel make a target slow or failing on purpose:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,6 +105,7 @@ class MemorySource(Source):
         self.next_index: dict[str, int] = {}
         self.tracks_position = options.native_commit  # type: ignore[misc]
         self.once = False
+        self.paused: set[str] = set()
 
     async def start(self, context: SourceContext) -> None:
         start_at: Mapping[str, Position] = (
@@ -113,24 +114,28 @@ class MemorySource(Source):
         self.next_index = {p: int(pos) + 1 for p, pos in start_at.items()}
         self.once = context.once
 
-    def _unread(self) -> int:
+    def _unread(self, readable_only: bool = False) -> int:
         # Never negative per partition: one checkpointed past its end must not hide the others.
         return sum(
-            max(0, len(items) - self.next_index.get(p, 0)) for p, items in self.channel.partitions.items()
+            max(0, len(items) - self.next_index.get(p, 0))
+            for p, items in self.channel.partitions.items()
+            if not (readable_only and p in self.paused)
         )
 
     async def read(self, max_events: int, timeout_s: float) -> list[Event]:
         grew = self.channel.grew()
-        if self._unread() <= 0:
-            if self.once:
+        if self._unread(readable_only=True) <= 0:
+            if self.once and self._unread() <= 0:
                 return []  # --once: the end is known, nothing to wait for
-            grew.clear()
+            grew.clear()  # wait for more, or for a paused partition to resume
             try:
                 await asyncio.wait_for(grew.wait(), timeout_s)
             except TimeoutError:
                 return []
         out: list[Event] = []
         for partition, items in self.channel.partitions.items():
+            if partition in self.paused:
+                continue
             start = self.next_index.get(partition, 0)
             end = min(len(items), start + max_events - len(out))
             for index in range(start, end):
@@ -143,6 +148,13 @@ class MemorySource(Source):
 
     async def commit(self, positions: Mapping[str, Position]) -> None:
         self.channel.committed.update(positions)
+
+    def pause(self, partitions: Collection[str]) -> None:
+        self.paused.update(partitions)
+
+    def resume(self, partitions: Collection[str]) -> None:
+        self.paused.difference_update(partitions)
+        self.channel.grew().set()
 
     def caught_up(self) -> bool:
         return self._unread() <= 0

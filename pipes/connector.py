@@ -136,6 +136,17 @@ class Source(ABC):
         """Events behind the end, per partition, where the source knows it."""
         return None
 
+    def pause(self, partitions: Collection[str]) -> None:  # noqa: B027 - optional hook
+        """Stop fetching these partitions until ``resume`` (a retrying event holds them up).
+
+        Best effort and cheap (no I/O wait): events already fetched may still be
+        returned. A source that cannot pause ignores it; then a partition held up
+        by a failing event may fill the pipe's in-flight bound and hold the others.
+        """
+
+    def resume(self, partitions: Collection[str]) -> None:  # noqa: B027 - optional hook
+        """Fetch these partitions again after ``pause``."""
+
     async def stop(self) -> None:  # noqa: B027 - optional hook
         """Close clients. Must not raise."""
 

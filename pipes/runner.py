@@ -88,13 +88,14 @@ class _Failure:
 class _Lane:
     """The queue of one partition, worked by one task."""
 
-    __slots__ = ("grew", "partition", "queue", "task")
+    __slots__ = ("grew", "partition", "paused", "queue", "task")
 
     def __init__(self, partition: str) -> None:
         self.partition = partition
         self.queue: deque[Event] = deque()
         self.grew = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        self.paused = False
 
 
 class PipeRunner:
@@ -148,6 +149,10 @@ class PipeRunner:
             self.dead_letter = definition.dead_letter.build_target()
 
         self._lanes: dict[str, _Lane] = {}
+        #: Partitions whose lane is retrying failed events right now.
+        self._retrying: set[str] = set()
+        #: Queued events beyond which a retrying lane's partition is paused at the source.
+        self._lane_cap = min(2 * self.config.batch.size, max(1, self.config.in_flight_bound // 2))
         self._working = asyncio.Semaphore(self.config.concurrency)
         self._space = asyncio.Event()
         self._full = False  # the reader is waiting for in-flight events to settle
@@ -346,8 +351,15 @@ class PipeRunner:
                 lane = self._open_lane(event.partition)
             lane.queue.append(event)
             touched.add(lane)
+        cap = self._lane_cap
         for lane in touched:
             lane.grew.set()
+            if len(lane.queue) > cap and not lane.paused and lane.partition in self._retrying:
+                # This partition is held up by a retrying event: stop fetching it so
+                # that it cannot fill the in-flight bound and hold the others. (A
+                # merely slow partition is ordinary backpressure and is not paused.)
+                lane.paused = True
+                self.source.pause([lane.partition])
         self.stats.received += len(events)
         self.observer.events("received", len(events))
         if self.log.tracing:
@@ -405,6 +417,9 @@ class PipeRunner:
             finished = await self._process_batch(batch)
             self._dirty.set()
             self._space.set()
+            if lane.paused and len(lane.queue) <= size:
+                lane.paused = False
+                self.source.resume([lane.partition])
             if not finished:
                 # Abandoned unsettled: later events of this partition must not be
                 # delivered ahead of it; the next run starts from the checkpoint.
@@ -462,7 +477,12 @@ class PipeRunner:
         finished = True
         if failures:
             self._dirty.set()  # what settled before the retries may be committed meanwhile
-            finished = await self._retry(failures)
+            partition = failures[0].event.partition
+            self._retrying.add(partition)
+            try:
+                finished = await self._retry(failures)
+            finally:
+                self._retrying.discard(partition)
         self.observer.duration("batch", self.clock.monotonic() - started)
         return finished
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Literal, Self
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -235,6 +235,25 @@ class KafkaSource(Source):
             end = max(high or 0, self._ends.get(tp, 0))
             lag[partition_name(tp.topic, tp.partition)] = max(end - position, 0)
         return lag
+
+    def pause(self, partitions: Collection[str]) -> None:
+        """Stop fetching partitions held up by a retrying event (the others go on)."""
+        tps = self._owned(partitions)
+        if tps and self._consumer is not None:
+            self._consumer.pause(*tps)
+
+    def resume(self, partitions: Collection[str]) -> None:
+        tps = self._owned(partitions)
+        if tps and self._consumer is not None:
+            self._consumer.resume(*tps)
+
+    def _owned(self, partitions: Collection[str]) -> list[TopicPartition]:
+        consumer = self._consumer
+        if consumer is None:
+            return []
+        assignment = consumer.assignment()
+        found = (self._tps.get(name) or _parse_partition(name) for name in partitions)
+        return [tp for tp in found if tp is not None and tp in assignment]
 
     async def commit(self, positions: Mapping[str, Position]) -> None:
         consumer = self._consumer

@@ -236,3 +236,45 @@ async def test_a_record_the_target_refuses_is_dead_lettered_and_the_pipe_goes_on
     assert "max_request_size" in letter["error"]["message"]
     assert letter["record"]["offset"] == produced[1][1]
     assert await kafka.committed(group, topic, 1) == {0: produced[-1][1] + 1}
+
+
+async def test_a_partition_stuck_on_a_failing_record_is_paused_and_the_others_go_on(
+    kafka: KafkaBroker, tmp_path: Path, unique: str
+) -> None:
+    from pipes.errors import RetryableError
+    from pipes.testing import HUB, channel
+
+    topic = await kafka.create_topic(partitions=2)
+    await kafka.produce(topic, [b'"poison"', *[b'{"n": %d}' % i for i in range(400)]], partition=0)
+    await kafka.produce(topic, [b'{"m": %d}' % i for i in range(200)], partition=1)
+    out = channel(f"out-{unique}")
+    broken = {"on": True}
+    out.fail = lambda e: RetryableError("refused") if e.payload == "poison" and broken["on"] else None
+    runner = make_runner(
+        {
+            "name": "stuck",
+            "source": source(kafka, topic, kafka.group_id()),
+            "target": {"type": "memory", "channel": f"out-{unique}"},
+            "batch": {"size": 10, "window": "10ms"},
+            "retry": {"backoff_initial": "50ms", "backoff_max": "200ms", "max_attempts": 1000},
+            "max_in_flight": 100,
+        },
+        once=False,
+        state_dir=tmp_path,
+    )
+    task = asyncio.create_task(runner.run())
+    try:
+        # Partition 1 is delivered whole while partition 0 waits behind its poison.
+        await wait_for(
+            lambda: sum(1 for p in out.written if isinstance(p, dict) and "m" in p) == 200, "partition 1"
+        )
+        assert sum(1 for p in out.written if isinstance(p, dict) and "n" in p) < 400
+        broken["on"] = False
+        await wait_for(
+            lambda: sum(1 for p in out.written if isinstance(p, dict) and "n" in p) == 400, "partition 0"
+        )
+    finally:
+        runner.request_stop()
+        await asyncio.wait_for(task, 30)
+        HUB.drop(f"out-{unique}")
+    assert out.written.count("poison") == 1

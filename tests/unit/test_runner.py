@@ -456,3 +456,42 @@ async def test_once_without_dead_letter_fails_the_pipe_when_an_event_gives_up(
     assert runner.state == "FAILED"
     assert channel(channels["out"]).written == ["ok"]
     assert store.saved["t"] == {"p0": 0}  # the stuck event is not committed: the next run retries it
+
+
+async def test_a_held_up_partition_is_paused_so_the_others_go_on(channels: dict[str, str]) -> None:
+    # Partition a is stuck on a failing event (no dead letter) and has much more to
+    # read; without pausing it, its events would fill the in-flight bound and b
+    # would never be read.
+    src = channel(channels["in"])
+    src.put("a-poison", *[f"a{i}" for i in range(200)], partition="a")
+    src.put(*[f"b{i}" for i in range(100)], partition="b")
+    out = channel(channels["out"])
+    broken = {"on": True}
+    out.fail = lambda e: RetryableError("no") if e.payload == "a-poison" and broken["on"] else None
+    definition = pipe(channels, batch={"size": 5, "window": "0ms"}, max_in_flight=40, concurrency=2)
+    clock = ManualClock()
+    runner = runner_for(definition, clock, once=False)
+    task = asyncio.create_task(runner.run())
+    for _ in range(2000):  # bounded: without pausing, b is never read
+        if sum(1 for x in out.written if x.startswith("b")) == 100:
+            break
+        await clock.advance(0.2)
+        await asyncio.sleep(0.001)
+    assert sum(1 for x in out.written if x.startswith("b")) == 100, "partition b starved"
+    # a waits behind its poison; only the poison's batch-mates got through.
+    assert [x for x in out.written if x.startswith("a")] == ["a0", "a1", "a2", "a3"]
+    assert runner.source.paused == {"a"}  # type: ignore[attr-defined]
+    broken["on"] = False
+    for _ in range(2000):
+        if len([x for x in out.written if x.startswith("a")]) == 201:
+            break
+        await clock.advance(1.0)
+        await asyncio.sleep(0.001)
+    assert [x for x in out.written if x.startswith("a")] == [
+        *[f"a{i}" for i in range(4)],
+        "a-poison",
+        *[f"a{i}" for i in range(4, 200)],
+    ]
+    assert runner.source.paused == set()  # type: ignore[attr-defined]
+    runner.request_stop()
+    await task
