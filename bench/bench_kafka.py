@@ -300,7 +300,8 @@ def main() -> None:
         )
         results: dict[str, list[dict[str, Any]]] = {"baseline": [], "pipes": []}
         for round_no in range(args.rounds):
-            for name in ("baseline", "pipes"):
+            # Alternate who goes first: the broker slows as it fills, which would favour the first.
+            for name in ("baseline", "pipes") if round_no % 2 == 0 else ("pipes", "baseline"):
                 result = run_contender(
                     name, bootstrap, topic, args.events, passing, ends, round_no, args.gc_threshold
                 )

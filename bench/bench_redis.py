@@ -253,7 +253,8 @@ def main() -> None:
             print(f"pipe max_in_flight: {args.max_in_flight}")
         results: dict[str, list[dict[str, Any]]] = {"baseline": [], "pipes": []}
         for round_no in range(args.rounds):
-            for name in ("baseline", "pipes"):
+            # Alternate who goes first: the broker slows as it fills, which would favour the first.
+            for name in ("baseline", "pipes") if round_no % 2 == 0 else ("pipes", "baseline"):
                 result = run_contender(
                     name, url, args.events, passing, round_no, args.gc_threshold, args.max_in_flight
                 )
