@@ -86,6 +86,13 @@ class PipeDefinition:
     def name(self) -> str:
         return self.config.name
 
+    def template_variables(self) -> dict[str, Any]:
+        """The reserved ``<aws.pipes.*>`` values of this pipe that do not change per event."""
+        from pipes.templates import reserved_variables
+
+        enrichment = self.enrichment.type if self.enrichment else None
+        return dict(reserved_variables(self.name, self.source.type, self.target.type, enrichment))
+
 
 @dataclass
 class FileResult:

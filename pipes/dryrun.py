@@ -57,21 +57,12 @@ async def dry_run(definition: PipeDefinition, record: dict[str, Any]) -> list[di
         if not events:
             return steps
     payloads = []
+    variables = definition.template_variables()
+    variables["aws.pipes.event.ingestion-time"] = iso_utc(time.time())
     for item in events:
         if definition.transform is None:
             payloads.append(item.body)
             continue
-        from pipes.templates import reserved_variables
-
-        variables: dict[str, Any] = dict(
-            reserved_variables(
-                definition.name,
-                definition.source.type,
-                definition.target.type,
-                definition.enrichment.type if definition.enrichment else None,
-            )
-        )
-        variables["aws.pipes.event.ingestion-time"] = iso_utc(time.time())
         try:
             payloads.append(definition.transform.apply(item, variables))
         except Exception as exc:

@@ -164,7 +164,7 @@ class PipeRunner:
         self._drain_deadline: float | None = None
         self._fatal: FatalError | None = None
         self._saved: dict[str, Any] = {}
-        self._variables = self._reserved_variables()
+        self._variables = definition.template_variables()
         self._started: list[Source | Target | Enricher] = []
 
     # ------------------------------------------------------------------ lifecycle
@@ -826,21 +826,3 @@ class PipeRunner:
         await asyncio.gather(*(lane.task for lane in lanes if lane.task is not None), return_exceptions=True)
         self._space.set()
         self.log.info("partitions_revoked", partitions=sorted(partitions))
-
-    # ------------------------------------------------------------------ misc
-
-    def _reserved_variables(self) -> dict[str, Any]:
-        d = self.definition
-        try:
-            from pipes.templates import reserved_variables
-
-            return dict(
-                reserved_variables(
-                    self.name,
-                    d.source.type,
-                    d.target.type,
-                    d.enrichment.type if d.enrichment else None,
-                )
-            )
-        except ImportError:  # pragma: no cover - templates always ship with pipes
-            return {"aws.pipes.pipe-name": self.name}
