@@ -3,56 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from typing import Any
 
 import pytest
 from helpers import wait_until
+from runner_kit import pipe, run_to_end, runner_for
 
 from pipes.checkpoints import MemoryCheckpointStore
 from pipes.clock import ManualClock
 from pipes.errors import FatalError, RetryableError
 from pipes.events import Event
-from pipes.runner import PipeRunner
-from pipes.testing import channel, make_runner
-
-
-def pipe(ch: dict[str, str], **extra: Any) -> dict[str, Any]:
-    definition: dict[str, Any] = {
-        "name": "t",
-        "source": {"type": "memory", "channel": ch["in"]},
-        "target": {"type": "memory", "channel": ch["out"]},
-        "batch": {"size": 10, "window": "0ms"},
-        "retry": {"max_attempts": 3, "backoff_initial": "100ms", "backoff_max": "1s"},
-    }
-    definition.update(extra)
-    return definition
-
-
-def runner_for(definition: dict[str, Any], clock: ManualClock | None = None, **kw: Any) -> PipeRunner:
-    return make_runner(
-        definition,
-        store=kw.pop("store", MemoryCheckpointStore()),
-        clock=clock or ManualClock(),
-        rng=random.Random(7),
-        **kw,
-    )
-
-
-async def run_to_end(
-    runner: PipeRunner, clock: ManualClock, step: float = 0.5, timeout: float = 10.0
-) -> None:
-    """Run a --once runner, moving the manual clock along while it waits."""
-    task = asyncio.create_task(runner.run())
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not task.done():
-        if loop.time() > deadline:
-            task.cancel()
-            raise AssertionError("runner did not finish")
-        await clock.advance(step)
-        await asyncio.sleep(0.001)
-    await task
+from pipes.testing import channel
 
 
 async def test_delivers_bodies_in_order_per_partition(channels: dict[str, str]) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
 from helpers import wait_until
+from runner_kit import pipe, run_to_end, runner_for
 
 from pipes.checkpoints import MemoryCheckpointStore
 from pipes.clock import ManualClock
@@ -16,41 +16,7 @@ from pipes.config import load_text
 from pipes.connector import SourceContext
 from pipes.errors import FatalError, RetryableError
 from pipes.events import Event, Outcome, Position
-from pipes.runner import PipeRunner
-from pipes.testing import channel, make_runner
-
-
-def pipe(ch: dict[str, str], **extra: Any) -> dict[str, Any]:
-    definition: dict[str, Any] = {
-        "name": "t",
-        "source": {"type": "memory", "channel": ch["in"]},
-        "target": {"type": "memory", "channel": ch["out"]},
-        "batch": {"size": 10, "window": "0ms"},
-        "retry": {"max_attempts": 3, "backoff_initial": "100ms", "backoff_max": "1s"},
-    }
-    definition.update(extra)
-    return definition
-
-
-def runner_for(definition: dict[str, Any], clock: ManualClock, **kw: Any) -> PipeRunner:
-    return make_runner(
-        definition, store=kw.pop("store", MemoryCheckpointStore()), clock=clock, rng=random.Random(7), **kw
-    )
-
-
-async def run_to_end(runner: PipeRunner, clock: ManualClock, timeout: float = 10.0) -> None:
-    """Run a --once runner, moving the manual clock along while it waits."""
-    task = asyncio.create_task(runner.run())
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not task.done():
-        if loop.time() > deadline:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            raise AssertionError("runner did not finish")
-        await clock.advance(0.5)
-        await asyncio.sleep(0.001)
-    await task
+from pipes.testing import channel
 
 
 async def test_a_dead_letter_target_with_the_wrong_number_of_outcomes_is_a_failed_write(
