@@ -176,10 +176,6 @@ class PipeRunner:
             self._set_state(PipeState.STOPPING)
             self._stopping.set()
 
-    @property
-    def stopping(self) -> bool:
-        return self._stopping.is_set()
-
     async def run(self) -> None:
         self._set_state(PipeState.STARTING)
         committer: asyncio.Task[None] | None = None
