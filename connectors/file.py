@@ -20,7 +20,6 @@ import structlog
 from pydantic import Field
 
 from pipes.clock import Clock, SystemClock
-from pipes.codec import decode_body, encode_payload
 from pipes.connector import (
     Connector,
     ConnectorContext,
@@ -28,9 +27,11 @@ from pipes.connector import (
     Source,
     SourceContext,
     Target,
+    encode_each,
+    payload_bytes,
 )
 from pipes.errors import FatalError, RetryableError
-from pipes.events import Event, Outcome
+from pipes.events import UNSET, Event, Outcome
 from pipes.units import Duration
 
 __all__ = ["FileSource", "FileSourceOptions", "FileTarget", "FileTargetOptions", "connector"]
@@ -62,6 +63,18 @@ class FileSourceOptions(ConnectorOptions):
     )
 
 
+class FileLayout:
+    """The record of a line: ``{"path", "offset", "body"}``; ``meta`` is the line's byte offset."""
+
+    body_field = "body"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def record(self, event: Event, body: Any) -> dict[str, Any]:
+        return {"path": self.path, "offset": event.meta, "body": body}
+
+
 class FileSource(Source):
     """Emits each complete line as ``{"path", "offset", "body"}``; partition = the path.
 
@@ -88,6 +101,7 @@ class FileSource(Source):
         self._resume_at: int | None = None  # checkpoint, until the file is opened
         self._end_at_start: int | None = None  # --once: the size to reach
         self._warned_missing = False
+        self._layout = FileLayout(options.path)
 
     async def start(self, context: SourceContext) -> None:
         self._clock = context.clock
@@ -178,21 +192,17 @@ class FileSource(Source):
 
     def _take_lines(self, max_events: int, out: list[Event]) -> None:
         buf, i, pos = self._buf, self._i, self._pos
-        path = self.options.path
+        path, layout, unset = self.options.path, self._layout, UNSET
+        append = out.append
         while len(out) < max_events:
             nl = buf.find(b"\n", i)
             if nl < 0:
                 break
             end = nl - 1 if nl > i and buf[nl - 1] == 0x0D else nl  # tolerate CRLF
             after = pos + (nl + 1 - i)
-            if end > i:  # blank lines carry no event; the position still moves past them
-                out.append(
-                    Event(
-                        record={"path": path, "offset": pos, "body": decode_body(buf[i:end])},
-                        partition=path,
-                        position=after,
-                    )
-                )
+            # Blank lines (only whitespace) carry no event; the position still moves past them.
+            if end > i and (buf[i] > 0x20 or buf[i:end].strip()):
+                append(Event(None, path, after, "body", unset, None, buf[i:end], pos, layout))
             i, pos = nl + 1, after
         self._i, self._pos = i, pos
 
@@ -212,15 +222,11 @@ class FileSource(Source):
         if not rest or self._pos >= end_at_start:
             return  # nothing pending, or it began after the end seen at start
         after = self._pos + len(rest)
-        body = decode_body(rest.removesuffix(b"\r"))
-        path = self.options.path
-        out.append(
-            Event(
-                record={"path": path, "offset": self._pos, "body": body},
-                partition=path,
-                position=after,
+        line = rest.removesuffix(b"\r")
+        if line.strip():
+            out.append(
+                Event(None, self.options.path, after, "body", UNSET, None, line, self._pos, self._layout)
             )
-        )
         self._buf, self._i, self._pos = b"", 0, after
 
     def _read_now(self, max_events: int) -> list[Event]:
@@ -281,6 +287,7 @@ class FileTarget(Target):
     """
 
     options_model = FileTargetOptions
+    reads_record = False
 
     def __init__(self, options: FileTargetOptions) -> None:
         super().__init__(options)
@@ -310,14 +317,18 @@ class FileTarget(Target):
         fd = self._fd
         if fd is None:
             raise RetryableError("file: target not started")
-        data = b"".join([encode_payload(event.payload) + b"\n" for event in events])
+        lines, outcomes = encode_each(events, payload_bytes)
+        written = [line for line in lines if line is not None]
+        if not written:
+            return outcomes
+        data = b"\n".join(written) + b"\n"
         try:
             await asyncio.to_thread(self._write, fd, data)
         except OSError as exc:
             reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
             error = RetryableError(f"file: cannot write {self.options.path}: {reason}")
-            return [error] * len(events)
-        return [None] * len(events)
+            return [error if outcome is None else outcome for outcome in outcomes]
+        return outcomes
 
     async def stop(self) -> None:
         if self._fd is not None:

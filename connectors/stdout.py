@@ -14,7 +14,7 @@ import orjson
 from pydantic import Field
 
 from pipes.codec import BASE64_MARKER, encode_payload
-from pipes.connector import Connector, ConnectorOptions, Target
+from pipes.connector import Connector, ConnectorOptions, Target, encode_each, payload_bytes
 from pipes.errors import RetryableError
 from pipes.events import Event, Outcome
 
@@ -39,19 +39,27 @@ def _pretty(payload: Any) -> bytes:
     return orjson.dumps(payload, option=orjson.OPT_INDENT_2)
 
 
+def _pretty_payload(event: Event) -> bytes:
+    return _pretty(event.payload) if event.transformed or event.raw is None else _pretty(event.body)
+
+
 class StdoutTarget(Target):
     """Writes each payload as a line; one write and one flush per batch."""
 
     options_model = StdoutOptions
+    reads_record = False
 
     def __init__(self, options: StdoutOptions) -> None:
         super().__init__(options)
         self.options: StdoutOptions = options
-        self._encode = _pretty if options.format == "pretty" else encode_payload
+        self._encode = _pretty_payload if options.format == "pretty" else payload_bytes
 
     async def write(self, events: Sequence[Event]) -> Sequence[Outcome]:
-        encode = self._encode
-        data = b"".join([encode(event.payload) + b"\n" for event in events])
+        lines, outcomes = encode_each(events, self._encode)
+        written = [line for line in lines if line is not None]
+        if not written:
+            return outcomes
+        data = b"\n".join(written) + b"\n"
         # Looked up per batch, not at start, so redirection (and test capture) is honoured.
         stream = sys.stdout
         try:
@@ -65,8 +73,8 @@ class StdoutTarget(Target):
                 binary.flush()
         except OSError as exc:
             error = RetryableError(f"stdout: cannot write: {exc.strerror or exc}")
-            return [error] * len(events)
-        return [None] * len(events)
+            return [error if outcome is None else outcome for outcome in outcomes]
+        return outcomes
 
 
 connector = Connector(

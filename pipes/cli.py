@@ -365,7 +365,7 @@ def cmd_admin_client(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from pipes.dryrun import dry_run
+    from pipes.dryrun import dry_run, failed
 
     definitions, errors = _load([args.path])
     if errors:
@@ -388,7 +388,8 @@ def cmd_test(args: argparse.Namespace) -> int:
     steps = asyncio.run(dry_run(chosen[0], record))
     for step in steps:
         sys.stdout.write(orjson.dumps(step).decode() + "\n")
-    return 0
+    # 1 when a stage failed the event; 0 when it went through or was filtered out.
+    return 1 if failed(steps) else 0
 
 
 def cmd_test_event_pattern(args: argparse.Namespace) -> int:

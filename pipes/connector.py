@@ -33,6 +33,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict
 
 from pipes.clock import Clock, SystemClock
+from pipes.errors import FatalError
 from pipes.events import Event, Outcome, Position
 
 __all__ = [
@@ -44,6 +45,8 @@ __all__ = [
     "Source",
     "SourceContext",
     "Target",
+    "encode_each",
+    "payload_bytes",
 ]
 
 
@@ -136,6 +139,16 @@ class Source(ABC):
         """Events behind the end, per partition, where the source knows it."""
         return None
 
+    def idle_s(self) -> float | None:
+        """Seconds since the other system last answered, for a source that fetches in the background.
+
+        A source whose ``read`` waits on the system directly need not say: the
+        runner times its reads. One that reads from a buffer a background task
+        fills (the Kafka consumer) returns empty reads while the system is
+        frozen; this tells the runner (None: cannot tell). Cheap, no I/O.
+        """
+        return None
+
     def pause(self, partitions: Collection[str]) -> None:  # noqa: B027 - optional hook
         """Stop fetching these partitions until ``resume`` (a retrying event holds them up).
 
@@ -156,17 +169,26 @@ class Target(ABC):
 
     Contract:
 
-    - ``write(events)`` gets a batch, in partition order; each event's ``payload``
-      is set (the transform's output, else the source body). It returns one
-      ``Outcome`` per event, in the same order: ``None`` when delivered, a
-      ``FatalError`` when the event can never be written, any other exception
-      when it may succeed later. Raising instead fails the whole batch with that
-      error. Writes of one batch should be issued together (pipelined), never
-      one await per event. Delivered means durable as far as the target can
-      tell (acked, fsynced): the checkpoint moves past it right after.
+    - ``write(events)`` gets a batch, in partition order; each event's
+      ``payload`` is the transform's output, else the source body. A target that
+      writes bytes calls ``event.payload_bytes()``: without a transform that is
+      the source's bytes exactly as read. It returns one ``Outcome`` per event,
+      in the same order: ``None`` when delivered, a ``FatalError`` when the event
+      can never be written (a payload that cannot be encoded fails alone, at
+      once), any other exception when it may succeed later (a ``RetryableError``
+      may say when to try again: ``retry_after_s``). Raising instead fails the
+      whole batch with that error. Writes of one batch should be issued together
+      (pipelined), never one await per event. Delivered means durable as far as
+      the target can tell (acked, fsynced): the checkpoint moves past it right
+      after. The runner never calls ``write`` again before the previous call
+      returned.
+    - ``reads_record``: whether ``write`` reads ``event.record`` or ``event.body``
+      (templates over the record, say). When False, the runner frees each
+      event's decoded body as soon as the transform is done with it.
     """
 
     options_model: ClassVar[type[ConnectorOptions]] = NoOptions
+    reads_record: bool = True
 
     def __init__(self, options: Any) -> None:
         self.options = options
@@ -205,6 +227,32 @@ class Enricher(ABC):
 
     async def stop(self) -> None:  # noqa: B027 - optional hook
         """Close clients. Must not raise."""
+
+
+def encode_each[T](
+    events: Sequence[Event], encode: Callable[[Event], T]
+) -> tuple[list[T | None], list[Outcome]]:
+    """``encode(event)`` for each event, and outcomes where those that could not be encoded failed for good.
+
+    What every target does before it writes, so that one payload with no wire
+    form (a value JSON cannot hold, a template that fails on it) fails alone, at
+    once, and the rest of the batch is written.
+    """
+    data: list[T | None] = []
+    outcomes: list[Outcome] = []
+    for event in events:
+        try:
+            data.append(encode(event))
+            outcomes.append(None)
+        except Exception as exc:
+            data.append(None)
+            outcomes.append(FatalError(f"payload cannot be encoded: {type(exc).__name__}: {exc}"))
+    return data, outcomes
+
+
+def payload_bytes(event: Event) -> bytes:
+    """``Event.payload_bytes`` as a function (for ``encode_each``)."""
+    return event.payload_bytes()
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,8 @@ from pipes.errors import FatalError
 from pipes.events import Position
 from pipes.metrics import DaemonMetrics, PipeObserver, PipeProbe
 from pipes.observe import PipeLog
-from pipes.runner import PipeRunner, PipeState, PipeStats
+from pipes.runner import PipeRunner
+from pipes.status import PipeState, PipeStats
 
 __all__ = ["DESIRED_STATES", "Daemon", "PipeHandle", "ReloadReport", "UnknownPipe"]
 
@@ -52,7 +53,8 @@ class PipeHandle:
 
     The runner of the last run is kept after it stopped, so its checkpoint
     positions and last error stay visible; ``earlier`` holds the counters of the
-    runs before it, so counters survive restarts as the metrics do.
+    runs before it (and ``earlier_running_s`` the time they ran), so counters
+    and rates cover every run of the pipe in this process, as the metrics do.
     """
 
     definition: PipeDefinition
@@ -62,6 +64,7 @@ class PipeHandle:
     task: asyncio.Task[None] | None = None
     error: str | None = None
     earlier: PipeStats = field(default_factory=PipeStats)
+    earlier_running_s: float = 0.0
 
     @property
     def name(self) -> str:
@@ -83,10 +86,24 @@ class PipeHandle:
             return self.error
         return self.runner.last_error if self.runner is not None else None
 
-    def counters(self) -> dict[str, Any]:
+    @property
+    def reason(self) -> str | None:
+        """Why the pipe is not plainly RUNNING right now (failing, stalled), or None."""
+        if self.error:
+            return self.error
+        return self.runner.health.reason if self.runner is not None and self.alive else None
+
+    def stats(self) -> PipeStats:
         """Counters over every run of this pipe in this process."""
-        total = _add(self.earlier, self.runner.stats) if self.runner is not None else self.earlier
-        return total.as_dict()
+        return self.earlier + self.runner.stats if self.runner is not None else self.earlier.copy()
+
+    def counters(self) -> dict[str, Any]:
+        return self.stats().as_dict()
+
+    def running_s(self) -> float:
+        """Seconds this pipe has run in this process, over every run (what its rate divides by)."""
+        current = self.runner.status().running_s if self.runner is not None else 0.0
+        return self.earlier_running_s + current
 
     def positions(self) -> dict[str, Position] | None:
         """Checkpoint positions as last settled; None when the pipe never ran here."""
@@ -99,22 +116,6 @@ class PipeHandle:
             return self.runner.source.lag()
         except Exception:  # lag is best effort; a scrape must never fail on it
             return None
-
-
-def _add(a: PipeStats, b: PipeStats) -> PipeStats:
-    stages = dict(a.failed_by_stage)
-    for stage, n in b.failed_by_stage.items():
-        stages[stage] = stages.get(stage, 0) + n
-    return PipeStats(
-        received=a.received + b.received,
-        filtered=a.filtered + b.filtered,
-        dropped=a.dropped + b.dropped,
-        delivered=a.delivered + b.delivered,
-        failed=a.failed + b.failed,
-        retried=a.retried + b.retried,
-        dead_lettered=a.dead_lettered + b.dead_lettered,
-        failed_by_stage=stages,
-    )
 
 
 @dataclass
@@ -226,7 +227,8 @@ class Daemon:
         if self._stop.is_set() or handle.alive:
             return
         if handle.runner is not None:
-            handle.earlier = _add(handle.earlier, handle.runner.stats)
+            handle.earlier = handle.earlier + handle.runner.stats
+            handle.earlier_running_s += handle.runner.status().running_s
         handle.error = None
         try:
             runner = PipeRunner(
@@ -257,9 +259,7 @@ class Daemon:
             handle.error = str(exc)
         except Exception as exc:  # a bug in one pipe must not take the others down
             handle.error = f"{type(exc).__name__}: {exc}"
-            runner.state = PipeState.FAILED
-            runner.last_error = handle.error
-            handle.observer.state(PipeState.FAILED)
+            runner.health.fail_for_good(handle.error)
             runner.log.error("pipe_crashed", error=handle.error)
 
     async def _stop_pipe(self, handle: PipeHandle) -> None:
@@ -451,7 +451,7 @@ class Daemon:
     def probes(self) -> list[PipeProbe]:
         out = []
         for h in list(self.pipes.values()):
-            in_flight = h.runner.tracker.in_flight if h.runner is not None and h.alive else 0
+            in_flight = h.runner.gate.in_flight if h.runner is not None and h.alive else 0
             out.append(PipeProbe(h.name, h.state, in_flight, h.lag()))
         return out
 

@@ -1,74 +1,94 @@
-"""``pipes test``: one event through filter, enrichment and transform, nothing else.
+"""``pipes test``: one event through filter, enrichment and transform, nothing written.
 
-The source and target are never started; the enricher is (it is part of what
-the user is testing). Each stage reports what it produced, so a user sees where
-an event stops and what the target would have received.
+It runs the very steps a running pipe runs (``pipes.pipeline``), kept apart so
+that each stage reports on its own. The source and target are never started;
+the enricher is (it is part of what the user is testing). Each stage reports
+what it produced, so a user sees where an event stops and what the target
+would have received.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from pipes.clock import iso_utc
 from pipes.config import PipeDefinition
-from pipes.connector import ConnectorContext, Enricher
-from pipes.events import Event
+from pipes.connector import ConnectorContext, Target
+from pipes.events import Event, Outcome
+from pipes.pipeline import Pipeline, Stage, Tally
 from pipes.stages import EnrichmentStage
 
-__all__ = ["dry_run"]
+__all__ = ["dry_run", "failed"]
+
+
+class _NoTarget(Target):
+    """Stands in for the target: the dry run stops before delivery."""
+
+    async def write(self, events: Sequence[Event]) -> Sequence[Outcome]:  # pragma: no cover - never called
+        raise AssertionError("a dry run writes nothing")
 
 
 def _error(exc: BaseException) -> dict[str, str]:
     return {"type": type(exc).__name__, "message": str(exc)}
 
 
+def failed(steps: list[dict[str, Any]]) -> bool:
+    """Whether a stage failed the event (``pipes test`` exits 1 then)."""
+    return any("error" in step for step in steps)
+
+
 async def dry_run(definition: PipeDefinition, record: dict[str, Any]) -> list[dict[str, Any]]:
     """The stages' outputs for ``record``, in order; stops at the first stage that ends it."""
+    event = Event(record, "test", 0, _body_field(record))
+    enrichment = None
+    if definition.enrichment is not None:
+        enricher = definition.enrichment.build_enricher()
+        enrichment = EnrichmentStage(enricher, definition.enrichment_into)
+    pipeline = Pipeline.build(
+        filter=definition.filter,
+        enrichment=enrichment,
+        transform=definition.transform,
+        target=_NoTarget(None),
+        fused=False,
+    )
+    variables = definition.template_variables()
+    variables["aws.pipes.event.ingestion-time"] = iso_utc(time.time())
+    tally = Tally(variables=variables, trace=[])
+    if enrichment is not None:
+        await enrichment.enricher.start(ConnectorContext(pipe=definition.name))
+    try:
+        out = await pipeline.run([event], tally, 0, pipeline.deliver_at)
+    finally:
+        if enrichment is not None:
+            await enrichment.enricher.stop()
+    return _report(definition, tally, out)
+
+
+def _report(definition: PipeDefinition, tally: Tally, out: list[Event]) -> list[dict[str, Any]]:
+    assert tally.trace is not None
     steps: list[dict[str, Any]] = []
-    body_field = _body_field(record)
-    event = Event(record=record, partition="test", position=0, body_field=body_field)
+    failure = tally.failures[0] if tally.failures else None
+    by_stage = {stage: (what, detail) for stage, what, _, detail in tally.trace}
     if definition.filter is not None:
-        try:
-            matched = definition.filter.matches(record)
-        except Exception as exc:
-            steps.append({"stage": "filter", "error": _error(exc)})
-            return steps
+        if failure is not None and failure.stage is Stage.FILTER:
+            return [*steps, {"stage": "filter", "error": _error(failure.error)}]
+        matched = by_stage.get(Stage.FILTER, ("filtered", False))[0] == "matched"
         steps.append({"stage": "filter", "matched": matched})
         if not matched:
             return steps
-    events = [event]
     if definition.enrichment is not None:
-        enricher: Enricher = definition.enrichment.build_enricher()
-        await enricher.start(ConnectorContext(pipe=definition.name))
-        try:
-            results = await EnrichmentStage(enricher, definition.enrichment_into).run(events)
-        except Exception as exc:
-            steps.append({"stage": "enrichment", "error": _error(exc)})
+        if failure is not None and failure.stage is Stage.ENRICHMENT:
+            return [*steps, {"stage": "enrichment", "error": _error(failure.error)}]
+        _, records = by_stage.get(Stage.ENRICHMENT, ("dropped", []))
+        steps.append({"stage": "enrichment", "records": records})
+        if not records:
             return steps
-        finally:
-            await enricher.stop()
-        _, result = results[0]
-        if isinstance(result, Exception):
-            steps.append({"stage": "enrichment", "error": _error(result)})
-            return steps
-        events = result
-        steps.append({"stage": "enrichment", "records": [e.record for e in events]})
-        if not events:
-            return steps
-    payloads = []
-    variables = definition.template_variables()
-    variables["aws.pipes.event.ingestion-time"] = iso_utc(time.time())
-    for item in events:
-        if definition.transform is None:
-            payloads.append(item.body)
-            continue
-        try:
-            payloads.append(definition.transform.apply(item, variables))
-        except Exception as exc:
-            steps.append({"stage": "transform", "error": _error(exc)})
-            return steps
-    steps.append({"stage": "transform" if definition.transform else "payload", "payloads": payloads})
+    if failure is not None and failure.stage is Stage.TRANSFORM:
+        return [*steps, {"stage": "transform", "error": _error(failure.error)}]
+    stage = "transform" if definition.transform is not None else "payload"
+    steps.append({"stage": stage, "payloads": [event.payload for event in out]})
     return steps
 
 

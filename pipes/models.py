@@ -123,6 +123,12 @@ class PipeConfig(Model):
     checkpoint_interval: Duration = Field(
         default=5.0, gt=0, description="Longest time between checkpoint commits."
     )
+    stall_timeout: Duration = Field(
+        default=30.0,
+        gt=0,
+        description="A source, target or store that has not answered for this long marks the pipe "
+        "DEGRADED (it clears when the system answers again).",
+    )
     log_level: Literal["OFF", "ERROR", "INFO", "TRACE"] = "INFO"
 
     @field_validator("filter", mode="before")

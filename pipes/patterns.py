@@ -404,14 +404,26 @@ class EventFilter:
     ``EventFilter.compile(patterns).matches(record) -> bool``. It never raises for any record.
     """
 
-    __slots__ = ("matches", "patterns")
+    __slots__ = ("has_wide_numbers", "matches", "patterns", "reads")
 
     matches: Callable[[Any], bool]
     patterns: tuple[dict[str, Any], ...]
+    #: Top-level keys of the record the patterns look at.
+    reads: frozenset[str]
+    #: Whether a pattern names an integer a float cannot hold exactly (beyond 2**53).
+    has_wide_numbers: bool
 
-    def __init__(self, patterns: tuple[dict[str, Any], ...], matches: Callable[[Any], bool]) -> None:
+    def __init__(
+        self,
+        patterns: tuple[dict[str, Any], ...],
+        matches: Callable[[Any], bool],
+        roots: Iterable[ObjectPattern] = (),
+    ) -> None:
         self.patterns = patterns
         self.matches = matches
+        roots = list(roots)
+        self.reads = frozenset(key for root in roots for key in _top_keys(root))
+        self.has_wide_numbers = any(_wide_numbers(root) for root in roots)
 
     @classmethod
     def compile(
@@ -455,7 +467,29 @@ class EventFilter:
             roots.append(parser.parse(pattern, path))
             decoded.append(pattern)
         matches = build_matcher(roots)
-        return cls(tuple(decoded), matches)
+        return cls(tuple(decoded), matches, roots)
 
     def __repr__(self) -> str:
         return f"EventFilter({[_json_text(p) for p in self.patterns]!r})"
+
+
+def _top_keys(node: ObjectPattern) -> Iterable[str]:
+    for key, _ in node.fields:
+        yield key
+    for alternative in node.alternatives:
+        yield from _top_keys(alternative)
+
+
+_EXACT_FLOAT_LIMIT: Final = 2**53
+
+
+def _wide_numbers(node: ObjectPattern | LeafPattern) -> bool:
+    if isinstance(node, LeafPattern):
+        numbers = list(node.numbers)
+        for kind, operand in node.anything_but:
+            if kind == "numbers":
+                numbers.extend(operand)
+        return any(type(n) is int and abs(n) > _EXACT_FLOAT_LIMIT for n in numbers)
+    return any(_wide_numbers(child) for _, child in node.fields) or any(
+        _wide_numbers(alt) for alt in node.alternatives
+    )

@@ -9,12 +9,14 @@ them), and a give-up rule from attempts, age and the error's type.
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipes.clock import iso_utc
 from pipes.errors import FatalError
-from pipes.events import Event
 from pipes.models import RetryConfig
+
+if TYPE_CHECKING:
+    from pipes.pipeline import Failure
 
 __all__ = ["RetryPolicy", "dead_letter_record"]
 
@@ -29,22 +31,22 @@ class RetryPolicy:
         ceiling = min(self.config.backoff_max, self.config.backoff_initial * (2 ** min(attempt - 1, 30)))
         return self.rng.uniform(0, ceiling)
 
-    def gives_up(self, event: Event, error: Exception, now_monotonic: float) -> bool:
-        """True when ``event`` must go to the dead letter rather than be tried again."""
-        if isinstance(error, FatalError) or event.attempts >= self.config.max_attempts:
+    def gives_up(self, failure: Failure, now_monotonic: float) -> bool:
+        """True when the failed event must go to the dead letter rather than be tried again."""
+        if isinstance(failure.error, FatalError) or failure.attempts >= self.config.max_attempts:
             return True
         age = self.config.max_event_age
-        return age is not None and now_monotonic - event.received_at >= age
+        return age is not None and now_monotonic - failure.received_at >= age
 
 
-def dead_letter_record(pipe: str, stage: str, error: Exception, event: Event) -> dict[str, Any]:
+def dead_letter_record(pipe: str, failure: Failure) -> dict[str, Any]:
     """The documented dead-letter record (docs/delivery.md)."""
     return {
         "pipe": pipe,
-        "stage": stage,
-        "error": {"type": type(error).__name__, "message": str(error)},
-        "attempts": event.attempts,
-        "first_attempt_at": iso_utc(event.first_attempt_at),
-        "last_attempt_at": iso_utc(event.last_attempt_at),
-        "record": event.record,
+        "stage": str(failure.stage),
+        "error": {"type": type(failure.error).__name__, "message": str(failure.error)},
+        "attempts": failure.attempts,
+        "first_attempt_at": iso_utc(failure.first_attempt_at),
+        "last_attempt_at": iso_utc(failure.last_attempt_at),
+        "record": failure.event.record,
     }

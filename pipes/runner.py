@@ -3,108 +3,62 @@ dead-letter, checkpoint.
 
 Shape of the machine:
 
-- one *reader* task pulls from the source while the number of unsettled
-  events is under the pipe's bound (backpressure is that bound, never a sleep);
-- one *lane* per partition cuts batches by ``batch.size`` / ``batch.window`` and
-  takes a batch through every stage before it takes the next one, so order
-  within a partition holds even while an event is being retried; at most
-  ``concurrency`` lanes do stage work at once;
-- one *committer* task commits, per partition, the contiguous settled prefix
-  (``SettledTracker``) after batches and at least every ``checkpoint_interval``.
+- one *reader* task pulls from the source while the ``InFlightGate`` has room
+  (backpressure is that bound, never a sleep);
+- one ``Lane`` per partition cuts batches by ``batch.size`` / ``batch.window``
+  and takes each through the stages (``BatchProcessor.prepare``) while the
+  previous one is written and retried (``finish``); writes of a partition are
+  never concurrent, so order within a partition holds; at most
+  ``concurrency`` steps talk to other systems at once;
+- the ``Committer`` commits, per partition, the contiguous settled prefix of
+  batches (``SettledTracker``) after batches settle and at least every
+  ``checkpoint_interval``;
+- a watchdog marks the pipe DEGRADED while a system it waits on has not
+  answered for ``stall_timeout``.
 
-Only failed events are retried, from the stage that failed, with exponential
-backoff and full jitter; a failed event that runs out of attempts or age goes
-to the dead letter, and without a dead letter its partition keeps retrying.
+Everyone outside reads ``status()``, a frozen snapshot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections import deque
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from itertools import groupby
+from operator import attrgetter
 from typing import Any
 
 from pipes.aio import first
-from pipes.checkpoints import CheckpointStore, SettledTracker
-from pipes.clock import Clock, SystemClock, iso_utc
+from pipes.checkpoints import Batch, CheckpointStore, SettledTracker
+from pipes.clock import Clock, SystemClock
+from pipes.committer import Committer
 from pipes.config import PipeDefinition
 from pipes.connector import ConnectorContext, Enricher, Source, SourceContext, Target
-from pipes.errors import FatalError
-from pipes.events import Event
+from pipes.errors import FatalError, PipeFailed
+from pipes.events import Event, Position
+from pipes.gate import InFlightGate
+from pipes.lanes import Lane
 from pipes.observe import NullObserver, PipeLog, RunnerObserver
-from pipes.retry import RetryPolicy, dead_letter_record
+from pipes.pipeline import Pipeline
+from pipes.processing import BatchProcessor
+from pipes.retry import RetryPolicy
 from pipes.stages import EnrichmentStage
+from pipes.status import PipeHealth, PipeState, PipeStats, PipeStatus
+from pipes.stopping import StopControl
 
 __all__ = ["PipeRunner", "PipeState", "PipeStats"]
 
-
-class PipeState:
-    STARTING = "STARTING"
-    RUNNING = "RUNNING"
-    STOPPING = "STOPPING"
-    STOPPED = "STOPPED"
-    FAILED = "FAILED"
-
-
-@dataclass
-class PipeStats:
-    """Counters of one run; ``failed`` counts failed attempts, by stage in ``failed_by_stage``."""
-
-    received: int = 0
-    filtered: int = 0
-    dropped: int = 0
-    delivered: int = 0
-    failed: int = 0
-    retried: int = 0
-    dead_lettered: int = 0
-    failed_by_stage: dict[str, int] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "received": self.received,
-            "filtered": self.filtered,
-            "dropped": self.dropped,
-            "delivered": self.delivered,
-            "failed": self.failed,
-            "retried": self.retried,
-            "dead_lettered": self.dead_lettered,
-            "failed_by_stage": dict(self.failed_by_stage),
-        }
-
-
-# Stages an event can fail in, in the order they run; a retry resumes at its stage.
-SOURCE, FILTER, ENRICHMENT, TRANSFORM, TARGET = "source", "filter", "enrichment", "transform", "target"
-
-
-@dataclass(slots=True)
-class _Failure:
-    event: Event
-    stage: str
-    error: Exception
-
-
-class _Lane:
-    """The queue of one partition, worked by one task."""
-
-    __slots__ = ("grew", "partition", "paused", "queue", "task")
-
-    def __init__(self, partition: str) -> None:
-        self.partition = partition
-        self.queue: deque[Event] = deque()
-        self.grew = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-        self.paused = False
+_by_partition = attrgetter("partition")
 
 
 class PipeRunner:
     """Runs one pipe definition until stopped, or (``once``) until the source is caught up.
 
     ``run()`` returns normally after a clean stop or a finished ``once`` run and
-    raises ``FatalError`` when the pipe cannot run (a connector refused its
-    definition). ``request_stop()`` stops pulling; what was pulled is still
-    processed until ``drain_timeout`` runs out.
+    raises ``PipeFailed`` (a ``FatalError``) when the pipe cannot run: a
+    connector refused its definition, its checkpoint is unreadable, or (``once``)
+    a system stayed unreachable for ``start_timeout_s``. ``request_stop()``
+    stops pulling; what was pulled is still processed until ``drain_timeout``.
     """
 
     def __init__(
@@ -117,89 +71,158 @@ class PipeRunner:
         state_dir: str = "state",
         drain_timeout_s: float = 30.0,
         read_timeout_s: float = 0.2,
+        start_timeout_s: float | None = None,
         observer: RunnerObserver | None = None,
         log: PipeLog | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.definition = definition
-        self.config = definition.config
+        self.config = config = definition.config
         self.name = definition.name
         self.store = store
         self.clock = clock or SystemClock()
         self.once = once
         self.state_dir = state_dir
-        self.drain_timeout_s = drain_timeout_s
         self.read_timeout_s = read_timeout_s
+        #: ``once``: give up starting after this long (None: keep trying until stopped).
+        self.start_timeout_s = start_timeout_s
         self.observer: RunnerObserver = observer or NullObserver()
-        self.log = log or PipeLog(self.name, self.config.log_level)
-        self.retry_policy = RetryPolicy(self.config.retry, rng)
+        self.log = log or PipeLog(self.name, config.log_level)
+        self.health = PipeHealth(on_change=lambda state: self.observer.state(str(state)))
         self.stats = PipeStats()
-        self.tracker = SettledTracker()
-        self.state = PipeState.STOPPED
-        self.last_error: str | None = None
+        self.stop = StopControl(self.clock, drain_timeout_s)
+        self.gate = InFlightGate(config.in_flight_bound)
+        self.tracker = SettledTracker(on_settled=self._batch_settled, on_moved=self._checkpoint_moved)
 
         self.source: Source = definition.source.build_source()
         self.target: Target = definition.target.build_target()
-        self.enrichment: EnrichmentStage | None = None
+        enrichment: EnrichmentStage | None = None
+        self.enricher: Enricher | None = None
         if definition.enrichment is not None:
-            enricher: Enricher = definition.enrichment.build_enricher()
-            self.enrichment = EnrichmentStage(enricher, definition.enrichment_into)
+            self.enricher = definition.enrichment.build_enricher()
+            enrichment = EnrichmentStage(self.enricher, definition.enrichment_into)
         self.dead_letter: Target | None = None
         if definition.dead_letter is not None:
             self.dead_letter = definition.dead_letter.build_target()
-
-        self._lanes: dict[str, _Lane] = {}
-        #: Partitions whose lane is retrying failed events right now.
-        self._retrying: set[str] = set()
-        #: Queued events beyond which a retrying lane's partition is paused at the source.
-        self._lane_cap = min(2 * self.config.batch.size, max(1, self.config.in_flight_bound // 2))
-        self._working = asyncio.Semaphore(self.config.concurrency)
-        self._space = asyncio.Event()
-        self._full = False  # the reader is waiting for in-flight events to settle
-        self._dirty = asyncio.Event()
-        self._commit_lock = asyncio.Lock()
-        self._stopping = asyncio.Event()
-        self._reader_done = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._drain_deadline: float | None = None
-        self._fatal: FatalError | None = None
-        self._saved: dict[str, Any] = {}
+        self.pipeline = Pipeline.build(
+            filter=definition.filter,
+            enrichment=enrichment,
+            transform=definition.transform,
+            target=self.target,
+        )
         self._variables = definition.template_variables()
+        #: Parts waiting on another system right now, since when (monotonic): the watchdog reads it.
+        self._busy: dict[str, float] = {}
+        self.processor = BatchProcessor(
+            pipe=self.name,
+            pipeline=self.pipeline,
+            tracker=self.tracker,
+            policy=RetryPolicy(config.retry, rng),
+            dead_letter=self.dead_letter,
+            clock=self.clock,
+            stop=self.stop,
+            health=self.health,
+            stats=self.stats,
+            observer=self.observer,
+            log=self.log,
+            variables=self._variables,
+            working=asyncio.Semaphore(config.concurrency),
+            once=once,
+            on_fatal=self._fail,
+            busy=self._busy,
+        )
+        self.committer = Committer(
+            pipe=self.name,
+            tracker=self.tracker,
+            source=self.source,
+            store=store,
+            log=self.log,
+            health=self.health,
+            busy=self._busy,
+            clock=self.clock,
+        )
+        self._lanes: dict[str, Lane] = {}
+        #: Queued events beyond which a retrying lane's partition is paused at the source.
+        self._lane_cap = min(2 * config.batch.size, max(1, config.in_flight_bound // 2))
+        self._settled = asyncio.Event()  # a batch settled (a revoke waits on it)
+        self._reader_done = asyncio.Event()
+        self._fatal: PipeFailed | None = None
         self._started: list[Source | Target | Enricher] = []
+        self._loaded = False
+        self._running_since: float | None = None
+        self._running_s = 0.0
+        #: Since when reads come back empty (None: the last one brought events).
+        self._empty_since: float | None = None
+
+    # ------------------------------------------------------------------ views
+
+    @property
+    def state(self) -> str:
+        return str(self.health.state)
+
+    @property
+    def last_error(self) -> str | None:
+        return self.health.last_error
+
+    def status(self) -> PipeStatus:
+        """What the pipe is doing now, as values (the daemon and the admin API read this)."""
+        try:
+            lag = self.source.lag() if self._started else None
+        except Exception:  # lag is best effort; a status must never fail on it
+            lag = None
+        running = self._running_s
+        if self._running_since is not None:
+            running += self.clock.monotonic() - self._running_since
+        return PipeStatus(
+            name=self.name,
+            state=self.health.state,
+            reason=self.health.reason,
+            last_error=self.health.last_error,
+            stats=self.stats.copy(),
+            in_flight=self.gate.in_flight,
+            positions=self.tracker.positions(),
+            lag=dict(lag) if lag is not None else None,
+            running_s=running,
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
     def request_stop(self) -> None:
         """Stop pulling; in-flight work drains. Safe to call more than once."""
-        if not self._stopping.is_set():
-            self._drain_deadline = self.clock.monotonic() + self.drain_timeout_s
-            self._set_state(PipeState.STOPPING)
-            self._stopping.set()
+        if self.stop.request():
+            self._set_lifecycle(PipeState.STOPPING)
+
+    def _set_lifecycle(self, state: PipeState) -> None:
+        now = self.clock.monotonic()
+        if state is PipeState.RUNNING and self._running_since is None:
+            self._running_since = now
+        elif state is not PipeState.RUNNING and self._running_since is not None:
+            self._running_s += now - self._running_since
+            self._running_since = None
+        self.health.set_lifecycle(state)
 
     async def run(self) -> None:
-        self._set_state(PipeState.STARTING)
-        committer: asyncio.Task[None] | None = None
+        self._set_lifecycle(PipeState.STARTING)
+        tasks: list[asyncio.Task[None]] = []
         try:
             if await self._start_connectors():
-                self._set_state(PipeState.RUNNING)
+                self._set_lifecycle(PipeState.RUNNING)
                 self.log.info(
                     "pipe_started", source=self.definition.source.type, target=self.definition.target.type
                 )
-                committer = asyncio.create_task(self._commit_loop(), name=f"{self.name}:committer")
+                tasks.append(asyncio.create_task(self.committer.loop(self.config.checkpoint_interval)))
+                tasks.append(asyncio.create_task(self._watch()))
                 await self._read_loop()
                 await self._drain()
         finally:
-            if committer is not None:
-                committer.cancel()
-                await asyncio.gather(committer, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self._cancel_lanes()
             if self._started:
-                await self._commit_now(final=True)
+                await self.committer.commit(final=True)
             await self._stop_connectors()
-            if self._fatal is not None:
-                self._set_state(PipeState.FAILED)
-            else:
-                self._set_state(PipeState.STOPPED)
+            self._set_lifecycle(PipeState.FAILED if self._fatal is not None else PipeState.STOPPED)
             self.log.info("pipe_stopped", **self.stats.as_dict())
         if self._fatal is not None:
             raise self._fatal
@@ -208,47 +231,46 @@ class PipeRunner:
         """Start every connector, retrying unreachable systems with backoff until stopped."""
         checkpoint: dict[str, Any] = {}
         attempt = 0
+        began = self.clock.monotonic()
         while True:
             try:
-                if not self.source.tracks_position and not self._saved:
+                if not self.source.tracks_position and not self._loaded:
                     checkpoint = await self.store.load(self.name)
                     self.tracker.restore(checkpoint)
-                    self._saved = dict(checkpoint)
+                    self.committer.saved = dict(checkpoint)
+                    self._loaded = True
+                    if checkpoint:
+                        self.log.info("resuming_from_checkpoint", positions=checkpoint)
                 pending: list[tuple[Source | Target | Enricher, ConnectorContext]] = []
-                source_ctx = SourceContext(
-                    pipe=self.name,
-                    clock=self.clock,
-                    log=self.log.bind(role="source"),
-                    arn=self._variables.get("aws.pipes.source-arn", ""),
-                    state_dir=self.state_dir,
-                    checkpoint=checkpoint,
-                    once=self.once,
-                    revoke=self._revoke,
-                )
                 # Where events go first, the source last: a target that refuses the
                 # definition fails the pipe before the source joins a consumer group.
                 pending.append((self.target, self._context("target")))
-                if self.enrichment is not None:
-                    pending.append((self.enrichment.enricher, self._context("enrichment")))
+                if self.enricher is not None:
+                    pending.append((self.enricher, self._context("enrichment")))
                 if self.dead_letter is not None:
                     pending.append((self.dead_letter, self._context("dead_letter")))
-                pending.append((self.source, source_ctx))
+                pending.append((self.source, self._source_context(self.committer.saved)))
                 for connector, ctx in pending:
                     if connector in self._started:
                         continue
                     await connector.start(ctx)  # type: ignore[arg-type]
                     self._started.append(connector)
-                self.last_error = None
+                self.health.recovered("start")
                 return True
             except FatalError as exc:
-                self._fail(exc)
+                self._fail(exc if isinstance(exc, PipeFailed) else PipeFailed(str(exc)))
                 return False
             except Exception as exc:
                 attempt += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                self._set_state(PipeState.FAILED)
-                self.log.error("connect_failed", error=self.last_error, attempt=attempt)
-                if await self._sleep_or_stop(self._backoff(attempt)):
+                error = f"{type(exc).__name__}: {exc}"
+                self.health.failed("start", error)
+                self.log.error("connect_failed", error=error, attempt=attempt)
+                if self.once and self.start_timeout_s is not None:
+                    waited = self.clock.monotonic() - began
+                    if waited >= self.start_timeout_s:
+                        self._fail(PipeFailed(f"could not start within {self.start_timeout_s:g}s: {error}"))
+                        return False
+                if await self.stop.sleep_or_stop(self.processor.policy.backoff(attempt)):
                     return False
 
     def _context(self, role: str) -> ConnectorContext:
@@ -260,6 +282,18 @@ class PipeRunner:
             state_dir=self.state_dir,
         )
 
+    def _source_context(self, checkpoint: dict[str, Position]) -> SourceContext:
+        return SourceContext(
+            pipe=self.name,
+            clock=self.clock,
+            log=self.log.bind(role="source"),
+            arn=self._variables.get("aws.pipes.source-arn", ""),
+            state_dir=self.state_dir,
+            checkpoint=dict(checkpoint),
+            once=self.once,
+            revoke=self._revoke,
+        )
+
     async def _stop_connectors(self) -> None:
         for connector in reversed(self._started):
             try:
@@ -269,40 +303,35 @@ class PipeRunner:
         self._started.clear()
 
     def _fail(self, exc: FatalError) -> None:
-        self._fatal = exc
-        self.last_error = str(exc)
-        self._set_state(PipeState.FAILED)
-        self.log.error("pipe_failed", error=str(exc))
+        failed = exc if isinstance(exc, PipeFailed) else PipeFailed(str(exc))
+        if self._fatal is None:
+            self._fatal = failed
+        self.health.fail_for_good(str(failed))
+        self.log.error("pipe_failed", error=str(failed))
         # The pipe cannot go on: abandon in-flight work now (uncommitted, so it
         # is delivered again next run) rather than retrying into a dead pipe.
-        self._drain_deadline = self.clock.monotonic()
-        self._stopping.set()
-
-    def _set_state(self, state: str) -> None:
-        if state != self.state:
-            self.state = state
-            self.observer.state(state)
+        self.stop.abandon()
 
     # ------------------------------------------------------------------ reading
 
     async def _read_loop(self) -> None:
-        bound = self.config.in_flight_bound
+        gate = self.gate
         size = self.config.batch.size
+        clock = self.clock
         failures = 0
-        stop_wait = asyncio.ensure_future(self._stopping.wait())
+        stop_wait = asyncio.ensure_future(self.stop.requested.wait())
         try:
-            while not self._stopping.is_set():
-                free = bound - self.tracker.in_flight
-                if free <= 0:
-                    self._space.clear()
-                    self._full = True
-                    for lane in self._lanes.values():
-                        lane.grew.set()  # nothing more can come: stop waiting to fill batches
-                    await first(self._space.wait(), stop_wait)
-                    self._full = False
+            while not self.stop.is_set:
+                if gate.free <= 0:
+                    await first(gate.wait(on_shut=self._wake_lanes), stop_wait)
                     continue
-                read = asyncio.ensure_future(self.source.read(min(free, size), self.read_timeout_s))
-                await asyncio.wait({read, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+                began = clock.monotonic()
+                self._busy["source"] = began
+                read = asyncio.ensure_future(self.source.read(min(gate.free, size), self.read_timeout_s))
+                try:
+                    await asyncio.wait({read, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    self._busy.pop("source", None)
                 if not read.done():
                     read.cancel()
                     await asyncio.gather(read, return_exceptions=True)
@@ -314,62 +343,75 @@ class PipeRunner:
                     break
                 except Exception as exc:
                     failures += 1
-                    self.last_error = f"{type(exc).__name__}: {exc}"
-                    self._set_state(PipeState.FAILED)
-                    self.log.error("source_read_failed", error=self.last_error, attempt=failures)
-                    if await self._sleep_or_stop(self._backoff(failures)):
+                    error = f"{type(exc).__name__}: {exc}"
+                    self.health.failed("source", f"source: {error}")
+                    self.log.error("source_read_failed", error=error, attempt=failures)
+                    if await self.stop.sleep_or_stop(self.processor.policy.backoff(failures)):
                         break
                     continue
                 if failures:
                     failures = 0
-                    self.last_error = None
-                    self._set_state(PipeState.RUNNING)
+                    self.health.recovered("source")
                 if not events:
+                    if self._empty_since is None:
+                        self._empty_since = began
                     if self.once and self.source.caught_up():
                         break
                     continue
+                self._empty_since = None
+                self.observer.duration("source", clock.monotonic() - began)
                 self._accept(events)
         finally:
             stop_wait.cancel()
             self._reader_done.set()
 
+    def _wake_lanes(self) -> None:
+        # The reader waits for events to settle: lanes stop waiting for windows to fill.
+        for lane in self._lanes.values():
+            lane.grew.set()
+
     def _accept(self, events: list[Event]) -> None:
         now, wall = self.clock.monotonic(), self.clock.wall()
-        track = self.tracker.track
+        count = len(events)
+        self.gate.take(count)
+        self.stats.received += count
+        self.observer.events("received", count)
         lanes = self._lanes
-        touched: set[_Lane] = set()
-        for event in events:
-            event.received_at = now
-            event.ingested_at = wall
-            track(event)
-            lane = lanes.get(event.partition)
-            if lane is None:
-                lane = self._open_lane(event.partition)
-            lane.queue.append(event)
-            touched.add(lane)
+        retrying = self.processor.retrying
         cap = self._lane_cap
-        for lane in touched:
-            lane.grew.set()
-            if len(lane.queue) > cap and not lane.paused and lane.partition in self._retrying:
+        for partition, run in groupby(events, _by_partition):
+            lane = lanes.get(partition)
+            if lane is None:
+                lane = self._open_lane(partition)
+            lane.add(run, now, wall)
+            if retrying and len(lane) > cap and not lane.paused and partition in retrying:
                 # This partition is held up by a retrying event: stop fetching it so
                 # that it cannot fill the in-flight bound and hold the others. (A
                 # merely slow partition is ordinary backpressure and is not paused.)
                 lane.paused = True
-                self.source.pause([lane.partition])
-        self.stats.received += len(events)
-        self.observer.events("received", len(events))
+                self.source.pause([partition])
         if self.log.tracing:
             for event in events:
                 self.log.trace("event_received", partition=event.partition, position=event.position)
 
-    def _open_lane(self, partition: str) -> _Lane:
-        lane = _Lane(partition)
+    def _open_lane(self, partition: str) -> Lane:
+        lane = Lane(
+            partition,
+            size=self.config.batch.size,
+            window_s=self.config.batch.window,
+            clock=self.clock,
+            gate=self.gate,
+            processor=self.processor,
+            reader_done=self._reader_done,
+            stop=self.stop,
+            resume=lambda p: self.source.resume([p]),
+        )
         self._lanes[partition] = lane
-        lane.task = asyncio.create_task(self._lane_loop(lane), name=f"{self.name}:{partition}")
+        lane.task = asyncio.create_task(lane.run(), name=f"{self.name}:{partition}")
         lane.task.add_done_callback(lambda task: self._lane_ended(lane, task))
         return lane
 
-    def _lane_ended(self, lane: _Lane, task: asyncio.Task[None]) -> None:
+    def _lane_ended(self, lane: Lane, task: asyncio.Task[None]) -> None:
         """A lane still in ``_lanes`` that was cancelled or raised died on its own: fail the pipe.
 
         Left alone, its partition would never settle again and the reader would
@@ -382,48 +424,21 @@ class PipeRunner:
             return
         self.log.error("lane_failed", partition=lane.partition, error=f"{type(error).__name__}: {error}")
         if self._fatal is None:
-            self._fail(FatalError(f"partition {lane.partition}: {type(error).__name__}: {error}"))
+            self._fail(PipeFailed(f"partition {lane.partition}: {type(error).__name__}: {error}"))
 
-    # ------------------------------------------------------------------ lanes
+    def _batch_settled(self, batch: Batch) -> None:
+        self.gate.release(batch.count)
+        self._settled.set()
 
-    async def _lane_loop(self, lane: _Lane) -> None:
-        size = self.config.batch.size
-        window = self.config.batch.window
-        while True:
-            if not lane.queue:
-                lane.grew.clear()
-                if self._reader_done.is_set():
-                    return
-                await first(lane.grew.wait(), self._reader_done.wait())
-                continue
-            if len(lane.queue) < size and window > 0 and not self._stopping.is_set():
-                deadline = lane.queue[0].received_at + window
-                while (
-                    len(lane.queue) < size
-                    and not self._reader_done.is_set()
-                    and not self._full  # the reader waits for us: no more can come, cut now
-                ):
-                    remaining = deadline - self.clock.monotonic()
-                    if remaining <= 0:
-                        break
-                    lane.grew.clear()
-                    await first(lane.grew.wait(), self.clock.sleep(remaining), self._reader_done.wait())
-            count = min(size, len(lane.queue))
-            batch = [lane.queue.popleft() for _ in range(count)]
-            finished = await self._process_batch(batch)
-            self._dirty.set()
-            self._space.set()
-            if lane.paused and len(lane.queue) <= size:
-                lane.paused = False
-                self.source.resume([lane.partition])
-            if not finished:
-                # Abandoned unsettled: later events of this partition must not be
-                # delivered ahead of it; the next run starts from the checkpoint.
-                return
+    def _checkpoint_moved(self) -> None:
+        self.committer.dirty.set()
+
+    # ------------------------------------------------------------------ stopping
 
     async def _cancel_lanes(self) -> None:
-        tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
+        lanes = list(self._lanes.values())
         self._lanes.clear()  # first: these cancellations are ours (see _lane_ended)
+        tasks = [lane.task for lane in lanes if lane.task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -433,392 +448,73 @@ class PipeRunner:
         tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
         if not tasks:
             return
-        if self._stopping.is_set() and self._drain_deadline is not None:
-            timeout = max(0.0, self._drain_deadline - self.clock.monotonic())
-            _done, pending = await asyncio.wait(tasks, timeout=timeout)
-            if pending:
-                self.log.error("drain_timeout", abandoned=self.tracker.in_flight)
-        else:
-            # A finished --once run, or a stop requested while we wait: keep watching it.
-            all_done = asyncio.ensure_future(asyncio.wait(tasks))
+        all_done = asyncio.ensure_future(asyncio.wait(tasks))
+        try:
             while not all_done.done():
-                await first(all_done, self._stopping.wait())
-                if self._stopping.is_set() and not all_done.done():
-                    timeout = max(0.0, (self._drain_deadline or 0.0) - self.clock.monotonic())
-                    await asyncio.wait({all_done}, timeout=timeout)
+                if self.stop.is_set:
+                    await asyncio.wait({all_done}, timeout=self.stop.remaining())
                     if not all_done.done():
-                        self.log.error("drain_timeout", abandoned=self.tracker.in_flight)
+                        self.log.error("drain_timeout", abandoned=self.gate.in_flight)
                     break
+                # A finished --once run, or a stop requested while we wait: keep watching.
+                await first(all_done, self.stop.requested.wait())
+        finally:
             all_done.cancel()
         for task in tasks:
             if task.done() and not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
 
-    # ------------------------------------------------------------------ stages
-
-    async def _process_batch(self, batch: list[Event]) -> bool:
-        """Take a batch through every stage; False when it was abandoned unsettled (stopping)."""
-        started = self.clock.monotonic()
-        failures: list[_Failure] = []
-        events = batch
-        if self.dead_letter is not None and any(e.fault is not None for e in batch):
-            events = []
-            for event in batch:
-                if event.fault is not None:
-                    failures.append(_Failure(event, SOURCE, event.fault))
-                else:
-                    events.append(event)
-        async with self._working:
-            await self._run_stages(events, FILTER, failures)
-        finished = True
-        if failures:
-            self._dirty.set()  # what settled before the retries may be committed meanwhile
-            partition = failures[0].event.partition
-            self._retrying.add(partition)
-            try:
-                finished = await self._retry(failures)
-            finally:
-                self._retrying.discard(partition)
-        self.observer.duration("batch", self.clock.monotonic() - started)
-        return finished
-
-    async def _run_stages(self, events: list[Event], stage: str, failures: list[_Failure]) -> None:
-        """Take ``events`` from ``stage`` on to the target, collecting failures."""
-        if stage == FILTER and self.definition.filter is not None and events:
-            t0 = self.clock.monotonic()
-            events = self._filter(events, failures)
-            self.observer.duration(FILTER, self.clock.monotonic() - t0)
-            stage = ENRICHMENT
-        if stage in (FILTER, ENRICHMENT):
-            if self.enrichment is not None and events:
-                t0 = self.clock.monotonic()
-                events = await self._enrich(events, failures)
-                self.observer.duration(ENRICHMENT, self.clock.monotonic() - t0)
-            stage = TRANSFORM
-        if stage == TRANSFORM and events:
-            t0 = self.clock.monotonic()
-            events = self._transform(events, failures)
-            self.observer.duration(TRANSFORM, self.clock.monotonic() - t0)
-        if events:
-            t0 = self.clock.monotonic()
-            await self._deliver(events, failures)
-            self.observer.duration(TARGET, self.clock.monotonic() - t0)
-
-    def _filter(self, events: list[Event], failures: list[_Failure]) -> list[Event]:
-        stage = self.definition.filter
-        assert stage is not None
-        matches = stage.matches
-        passed: list[Event] = []
-        filtered = 0
-        settle = self.tracker.settle
-        for event in events:
-            try:
-                ok = matches(event.record)
-            except Exception as exc:
-                failures.append(_Failure(event, FILTER, exc))
-                continue
-            if ok:
-                passed.append(event)
-            else:
-                settle(event)
-                filtered += 1
-                if self.log.tracing:
-                    self.log.trace("event_filtered", partition=event.partition, position=event.position)
-        if filtered:
-            self.stats.filtered += filtered
-            self.observer.events("filtered", filtered)
-        return passed
-
-    async def _enrich(self, events: list[Event], failures: list[_Failure]) -> list[Event]:
-        assert self.enrichment is not None
-        try:
-            results = await self.enrichment.run(events)
-        except Exception as exc:
-            self._note_batch_error(ENRICHMENT, exc)
-            failures.extend(_Failure(e, ENRICHMENT, exc) for e in events)
-            return []
-        out: list[Event] = []
-        dropped = 0
-        for event, result in results:
-            if isinstance(result, Exception):
-                failures.append(_Failure(event, ENRICHMENT, result))
-            elif not result:
-                self.tracker.settle(event)
-                dropped += 1
-            else:
-                out.extend(result)
-        if dropped:
-            self.stats.dropped += dropped
-            self.observer.events("dropped", dropped)
-        if self.log.tracing:
-            for event in out:
-                self.log.trace("event_enriched", partition=event.partition, position=event.position)
-        return out
-
-    def _transform(self, events: list[Event], failures: list[_Failure]) -> list[Event]:
-        stage = self.definition.transform
-        if stage is None:
-            for event in events:
-                event.payload = event.body
-            return events
-        variables = {**self._variables, "aws.pipes.event.ingestion-time": iso_utc(self.clock.wall())}
-        apply = stage.apply
-        out: list[Event] = []
-        for event in events:
-            try:
-                event.payload = apply(event, variables)
-            except Exception as exc:
-                failures.append(_Failure(event, TRANSFORM, exc))
-                continue
-            out.append(event)
-            if self.log.tracing:
-                self.log.trace("event_transformed", partition=event.partition, payload=event.payload)
-        return out
-
-    async def _deliver(self, events: list[Event], failures: list[_Failure]) -> None:
-        try:
-            outcomes = await self.target.write(events)
-            if len(outcomes) != len(events):
-                raise FatalError(f"target returned {len(outcomes)} outcomes for {len(events)} events")
-        except Exception as exc:
-            self._note_batch_error(TARGET, exc)
-            failures.extend(_Failure(e, TARGET, exc) for e in events)
-            return
-        delivered = 0
-        settle = self.tracker.settle
-        for event, outcome in zip(events, outcomes, strict=True):
-            if outcome is None:
-                settle(event)
-                delivered += 1
-            else:
-                failures.append(_Failure(event, TARGET, outcome))
-        if delivered < len(events):
-            failed = next(o for o in outcomes if o is not None)
-            if delivered == 0:
-                self._note_batch_error(TARGET, failed)  # nothing gets through: show it
-            else:
-                self.last_error = f"{TARGET}: {type(failed).__name__}: {failed}"
-        if delivered:
-            self.stats.delivered += delivered
-            self.observer.events("delivered", delivered)
-            if self.state == PipeState.FAILED and self._fatal is None:
-                self.last_error = None
-                self._set_state(PipeState.RUNNING)
-        if self.log.tracing:
-            for event, outcome in zip(events, outcomes, strict=True):
-                if outcome is None:
-                    self.log.trace("event_delivered", partition=event.partition, position=event.position)
-
-    def _note_batch_error(self, stage: str, exc: Exception) -> None:
-        self.last_error = f"{stage}: {type(exc).__name__}: {exc}"
-        if not isinstance(exc, FatalError):
-            self._set_state(PipeState.FAILED)
-
-    # ------------------------------------------------------------------ retries
-
-    async def _retry(self, failures: list[_Failure]) -> bool:
-        """Retry failed events until delivered or dead-lettered: True; False when abandoned (stopping)."""
-        while failures:
-            now_wall = self.clock.wall()
-            now = self.clock.monotonic()
-            give_up: list[_Failure] = []
-            again: list[_Failure] = []
-            for failure in failures:
-                event = failure.event
-                event.attempts += 1
-                if event.first_attempt_at == 0.0:
-                    event.first_attempt_at = event.ingested_at or now_wall
-                event.last_attempt_at = now_wall
-                self._count_failure(failure)
-                if self.retry_policy.gives_up(event, failure.error, now):
-                    give_up.append(failure)
-                else:
-                    again.append(failure)
-            if give_up:
-                if self.dead_letter is not None:
-                    if not await self._dead_letter(give_up):
-                        return False  # stopping: abandoned, never committed
-                else:
-                    for failure in give_up:
-                        self.log.error(
-                            "event_stuck",
-                            stage=failure.stage,
-                            partition=failure.event.partition,
-                            position=failure.event.position,
-                            attempts=failure.event.attempts,
-                            error=f"{type(failure.error).__name__}: {failure.error}",
-                        )
-                    if self.once:
-                        # A --once run must end: fail the pipe (exit 1) rather than retry
-                        # for ever. Nothing is committed past the stuck event, so the next
-                        # run tries it again.
-                        failure = give_up[0]
-                        self._fail(
-                            FatalError(
-                                f"{failure.stage} failed for good at {failure.event.partition}@"
-                                f"{failure.event.position} after {failure.event.attempts} attempts "
-                                f"and there is no dead_letter: {type(failure.error).__name__}: {failure.error}"
-                            )
-                        )
-                        return False
-                    again.extend(give_up)  # no dead letter: never drop, keep trying
-            if not again:
-                return True
-            attempts = max(f.event.attempts for f in again)
-            if await self._sleep_or_stop(self._backoff(attempts), draining=True):
-                return False
-            self.stats.retried += len(again)
-            self.observer.events("retried", len(again))
-            failures = []
-            by_stage: dict[str, list[Event]] = {}
-            for failure in again:
-                by_stage.setdefault(failure.stage, []).append(failure.event)
-            async with self._working:
-                for stage in (SOURCE, FILTER, ENRICHMENT, TRANSFORM, TARGET):
-                    events = by_stage.get(stage)
-                    if events:
-                        # A source fault has no stage to redo: without a dead letter it is processed.
-                        await self._run_stages(events, FILTER if stage == SOURCE else stage, failures)
-        return True
-
-    def _count_failure(self, failure: _Failure) -> None:
-        self.stats.failed += 1
-        by_stage = self.stats.failed_by_stage
-        by_stage[failure.stage] = by_stage.get(failure.stage, 0) + 1
-        self.observer.events("failed", 1, failure.stage)
-        if self.log.tracing:
-            self.log.trace(
-                "event_failed",
-                stage=failure.stage,
-                partition=failure.event.partition,
-                position=failure.event.position,
-                error=str(failure.error),
-            )
-
-    async def _dead_letter(self, failures: list[_Failure]) -> bool:
-        """Write to the dead letter, retrying the write itself until it succeeds or we stop."""
-        assert self.dead_letter is not None
-        pending = [self._dead_letter_event(f) for f in failures]
-        attempt = 0
-        while pending:
-            try:
-                outcomes = await self.dead_letter.write(pending)
-                if len(outcomes) != len(pending):
-                    raise FatalError(
-                        f"dead letter returned {len(outcomes)} outcomes for {len(pending)} events"
-                    )
-            except Exception as exc:
-                outcomes = [exc] * len(pending)
-            still: list[Event] = []
-            written = 0
-            for dl_event, outcome in zip(pending, outcomes, strict=True):
-                if outcome is None:
-                    original = dl_event.parent
-                    assert original is not None
-                    self.tracker.settle(original)
-                    written += 1
-                else:
-                    still.append(dl_event)
-            if written:
-                self.stats.dead_lettered += written
-                self.observer.events("dead_lettered", written)
-            pending = still
-            if pending:
-                attempt += 1
-                self.last_error = f"dead_letter: {outcomes[0]}"
-                self.log.error("dead_letter_failed", error=str(self.last_error), events=len(pending))
-                if await self._sleep_or_stop(self._backoff(attempt), draining=True):
-                    return False
-        return True
-
-    def _dead_letter_event(self, failure: _Failure) -> Event:
-        event = failure.event
-        record = dead_letter_record(self.name, failure.stage, failure.error, event)
-        self.log.info(
-            "event_dead_lettered",
-            stage=failure.stage,
-            partition=event.partition,
-            position=event.position,
-            error=record["error"],
-        )
-        # parent points at the original so that a written dead letter settles it.
-        return Event(
-            record=record,
-            partition=event.partition,
-            position=event.position,
-            body_field="",
-            payload=record,
-            parent=event,
-        )
-
-    def _backoff(self, attempt: int) -> float:
-        return self.retry_policy.backoff(attempt)
-
-    async def _sleep_or_stop(self, seconds: float, draining: bool = False) -> bool:
-        """Sleep on the clock; True when the pipe is stopping (past its drain deadline if ``draining``)."""
-        if self._stopping.is_set():
-            if not draining or self._past_deadline():
-                return True
-            # Already draining: keep backing off (never spin), but not past the deadline.
-            await self.clock.sleep(
-                min(seconds, max(0.0, (self._drain_deadline or 0.0) - self.clock.monotonic()))
-            )
-            return self._past_deadline()
-        await first(self.clock.sleep(seconds), self._stopping.wait())
-        if self._stopping.is_set():
-            return not draining or self._past_deadline()
-        return False
-
-    def _past_deadline(self) -> bool:
-        return self._drain_deadline is not None and self.clock.monotonic() >= self._drain_deadline
-
-    # ------------------------------------------------------------------ checkpoints
-
-    async def _commit_loop(self) -> None:
-        interval = self.config.checkpoint_interval
-        while True:
-            await first(self._dirty.wait(), self.clock.sleep(interval))
-            self._dirty.clear()
-            # Shielded: cancelling the committer at shutdown must not cut a commit in
-            # half (what it took would be neither committed nor left for the final one).
-            await asyncio.shield(self._commit_now())
-
-    async def _commit_now(self, final: bool = False) -> None:
-        async with self._commit_lock:  # one at a time: the committer, a revoke, the final one
-            dirty = self.tracker.take_dirty()
-            if not dirty:
-                return
-            try:
-                if not self.source.tracks_position:
-                    positions = self.tracker.positions()
-                    if positions != self._saved:
-                        await self.store.save(self.name, positions)
-                        self._saved = positions
-                await self.source.commit(dirty)
-                if self.log.tracing:
-                    self.log.trace("checkpoint_committed", positions=dirty)
-            except Exception as exc:
-                # Put them back: the next commit sends them again.
-                self.tracker.restore_dirty(dirty)
-                self.log.error("checkpoint_failed", error=f"{type(exc).__name__}: {exc}", final=final)
-
     async def _revoke(self, partitions: Collection[str]) -> None:
         """A rebalance takes ``partitions`` away: finish their work within a bound, commit, forget."""
         lanes = [self._lanes[p] for p in partitions if p in self._lanes]
-        deadline = self.clock.monotonic() + min(self.drain_timeout_s, 10.0)
+        deadline = self.clock.monotonic() + min(self.stop.drain_timeout_s, 10.0)
         for lane in lanes:
-            while self.tracker.unsettled(lane.partition) and self.clock.monotonic() < deadline:
+            while (len(lane) or self.tracker.unsettled(lane.partition)) and self.clock.monotonic() < deadline:
                 lane.grew.set()
-                await first(self._space.wait(), self.clock.sleep(0.05))
-                self._space.clear()
-        await self._commit_now()
+                self._settled.clear()
+                await first(self._settled.wait(), self.clock.sleep(0.05))
+        await self.committer.commit()
         for lane in lanes:
             self._lanes.pop(lane.partition, None)
             if lane.task is not None:
                 lane.task.cancel()
         # Forgotten together with the lanes, before any await: an event of these
         # partitions read from here on belongs to a new lane and a new settled prefix.
-        self.tracker.forget(partitions)
+        dropped = self.tracker.forget(partitions)
+        self.gate.release(sum(b.count for b in dropped) + sum(lane.drop_queued() for lane in lanes))
         await asyncio.gather(*(lane.task for lane in lanes if lane.task is not None), return_exceptions=True)
-        self._space.set()
         self.log.info("partitions_revoked", partitions=sorted(partitions))
+
+    # ------------------------------------------------------------------ watching
+
+    async def _watch(self) -> None:
+        """Mark the pipe DEGRADED while a system it waits on has not answered for ``stall_timeout``."""
+        limit = self.config.stall_timeout
+        every = min(1.0, limit / 4)
+        while True:
+            await self.clock.sleep(every)
+            now = self.clock.monotonic()
+            waiting = dict(self._busy)
+            # A source fetching in the background may look idle only because nobody
+            # asked it for anything (backpressure): it counts while reads come back empty.
+            empty = self._empty_since
+            idle = self._source_idle_s() if empty is not None and now - empty >= limit else None
+            for part in ("source", "target", "enrichment", "dead_letter", "checkpoint"):
+                since = waiting.get(part)
+                silent = now - since if since is not None else 0.0
+                if part == "source" and idle is not None:
+                    silent = max(silent, idle)
+                if silent >= limit:
+                    self.health.stall(part, f"no answer for {silent:.0f}s")
+                else:
+                    self.health.unstall(part)
+
+    def _source_idle_s(self) -> float | None:
+        idle = getattr(self.source, "idle_s", None)
+        if idle is None:
+            return None
+        try:
+            value = idle()
+        except Exception:
+            return None
+        return float(value) if value is not None else None

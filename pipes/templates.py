@@ -25,6 +25,7 @@ from typing import Any, Final
 
 import orjson
 
+from pipes.codec import INEXACT_ABOVE, InexactNumber, contains_inexact
 from pipes.errors import ConfigError
 from pipes.jsonpath import MISSING, PathError, compile_path
 
@@ -96,7 +97,8 @@ def reserved_variables(
 
 type _Variables = Mapping[str, Any] | None
 type _Getter = Callable[[Any, _Variables], Any]
-type _Build = Callable[[Any, _Variables], Any]
+type _Build = Callable[[Any, _Variables, bool], Any]
+type _Slot = Callable[[Any, _Variables, bool], str]
 
 _dumps = orjson.dumps
 
@@ -138,7 +140,7 @@ def _as_text(value: Any) -> str:
 class _Placeholder:
     """``<$.path>`` or ``<aws.pipes.NAME>`` at ``text[start:end]``."""
 
-    __slots__ = ("end", "get", "in_string", "keys", "name", "start")
+    __slots__ = ("end", "get", "in_string", "keys", "name", "reads", "start")
 
     def __init__(
         self,
@@ -148,6 +150,7 @@ class _Placeholder:
         get: _Getter,
         in_string: bool,
         keys: tuple[str, ...] | None = None,
+        reads: frozenset[str] | None = frozenset(),
     ) -> None:
         self.start = start
         self.end = end
@@ -156,6 +159,8 @@ class _Placeholder:
         self.in_string = in_string
         # The path's field names when it has nothing else, for inlining on the hot path.
         self.keys = keys
+        #: Top-level keys of the record this placeholder reads; None: the whole record.
+        self.reads = reads
 
 
 def _variable_getter(name: str) -> _Getter:
@@ -194,9 +199,12 @@ def _placeholder_at(text: str, at: int, in_string: bool) -> _Placeholder | None:
         except PathError as exc:
             raise TemplateError(at + 1 + exc.offset, str(exc)) from None
         get = path.get
-        return _Placeholder(at, end, name, lambda r, v: get(r), in_string, path.keys)
+        first = path.steps[0] if path.steps else None
+        reads = frozenset({first}) if isinstance(first, str) else None
+        return _Placeholder(at, end, name, lambda r, v: get(r), in_string, path.keys, reads)
     if name in RESERVED_VARIABLES:
-        return _Placeholder(at, end, name, _variable_getter(name), in_string)
+        reads = None if name in (_EVENT, _EVENT_JSON) else frozenset()
+        return _Placeholder(at, end, name, _variable_getter(name), in_string, reads=reads)
     if name.startswith("aws.events."):
         raise TemplateError(at, f"<{name}> is an event-bus rule variable; pipes use <aws.pipes.*> variables")
     known = ", ".join(f"<{v}>" for v in sorted(RESERVED_VARIABLES))
@@ -296,21 +304,33 @@ def _check_json(text: str, first: str, placeholders: list[_Placeholder]) -> None
 # --- rendering as text: the reference ----------------------------------------------------------
 
 
-def _slot(placeholder: _Placeholder, fmt: Callable[[Any], str]) -> Callable[[Any, _Variables], str]:
+def _checked(value: Any) -> Any:
+    """``value``, unless it may be a number orjson could not decode exactly (see ``pipes.codec``)."""
+    if contains_inexact(value):
+        raise InexactNumber
+    return value
+
+
+def _slot(placeholder: _Placeholder, fmt: Callable[[Any], str]) -> _Slot:
     """The text for one placeholder; a path of field names is resolved inline."""
     keys = placeholder.keys
     if keys is None:
         get = placeholder.get
-        return lambda record, variables: fmt(get(record, variables))
 
-    def slot(record: Any, variables: _Variables) -> str:
+        def slot_get(record: Any, variables: _Variables, check: bool) -> str:
+            value = get(record, variables)
+            return fmt(_checked(value) if check else value)
+
+        return slot_get
+
+    def slot(record: Any, variables: _Variables, check: bool) -> str:
         value = record
         try:
             for key in keys:
                 value = value[key]
         except (KeyError, TypeError):
             value = MISSING
-        return fmt(value)
+        return fmt(_checked(value) if check else value)
 
     return slot
 
@@ -341,13 +361,19 @@ class _FastCompiler:
             self.items.append(placeholder)
             self.items.extend(chunk)
         self.pos = 0
-        self.namespace: dict[str, Any] = {"MISSING": MISSING, "_text": _text}
+        self.namespace: dict[str, Any] = {
+            "MISSING": MISSING,
+            "_text": _text,
+            "_BIG": INEXACT_ABOVE,
+            "_Inexact": InexactNumber,
+            "_contains": contains_inexact,
+        }
         self.prelude: list[str] = []
 
     def compile(self) -> _Build | None:
         try:
             expression = self.value()
-            source = "def build(record, variables):\n"
+            source = "def build(record, variables, check=False):\n"
             source += "".join(self.prelude) + f"    return {expression}\n"
             exec(compile(source, "<input template>", "exec"), self.namespace)
         except (_NotCanonical, RecursionError, SyntaxError, MemoryError):
@@ -364,16 +390,27 @@ class _FastCompiler:
         """A local holding the placeholder's value (``None`` if missing), or its text."""
         var = f"v{len(self.prelude)}"
         missing = '""' if in_string else "None"
+        # With ``check``, a float orjson may have made from a too-large integer stops the
+        # render, so that the caller can decode the event exactly and render again.
+        kind = f"k{len(self.prelude)}"
+        check = (
+            f"        {kind} = {var}.__class__\n"
+            f"        if check and ({kind} is float and not -_BIG < {var} < _BIG"
+            f" or ({kind} is dict or {kind} is list) and _contains({var})):\n"
+            "            raise _Inexact\n"
+        )
         if placeholder.keys is not None:
             lookup = "record" + "".join(f"[{key!r}]" for key in placeholder.keys)
             lines = f"    try:\n        {var} = {lookup}\n"
             lines += f"    except (KeyError, TypeError):\n        {var} = {missing}\n"
+            lines += "    else:\n" + check
             if in_string:
-                lines += f"    else:\n        {var} = _text({var})\n"
+                lines += f"        {var} = _text({var})\n"
         else:
             get = self.bind(placeholder.get)
             found = f"_text({var})" if in_string else var
             lines = f"    {var} = {get}(record, variables)\n"
+            lines += f"    if {var} is not MISSING:\n" + check
             lines += f"    {var} = {missing} if {var} is MISSING else {found}\n"
         self.prelude.append(lines)
         return var
@@ -473,7 +510,7 @@ class InputTemplate:
     ``<aws.pipes.event.json>`` used inside text.
     """
 
-    __slots__ = ("_build", "_head", "_is_json", "_slots", "_text")
+    __slots__ = ("_build", "_head", "_is_json", "_placeholders", "_slots", "_text")
 
     def __init__(self, text: str, *, fast: bool = True) -> None:
         # ``fast=False`` keeps to the text renderer, which tests compare the fast path with.
@@ -499,8 +536,9 @@ class InputTemplate:
             is_json = False
             chunks, placeholders = _scan(text, as_json=False)
         self._is_json = is_json
+        self._placeholders = tuple(placeholders)
 
-        slots: list[Callable[[Any, _Variables], str]] = []
+        slots: list[_Slot] = []
         for p in placeholders:
             if p.name == _EVENT_JSON:
                 alone = not is_json and len(placeholders) == 1 and not "".join(chunks).strip()
@@ -531,21 +569,33 @@ class InputTemplate:
         """Whether this is a JSON template (its output is always valid, minified JSON)."""
         return self._is_json
 
-    def render(self, record: Any, variables: Mapping[str, Any] | None = None) -> str:
+    @property
+    def reads(self) -> frozenset[str] | None:
+        """Top-level keys of the record the template reads; None when it reads the record whole."""
+        keys: set[str] = set()
+        for placeholder in self._placeholders:
+            if placeholder.reads is None:
+                return None
+            keys |= placeholder.reads
+        return frozenset(keys)
+
+    def render(self, record: Any, variables: Mapping[str, Any] | None = None, check: bool = False) -> str:
         """The template filled in from ``record`` and the reserved ``variables``.
 
         ``variables`` maps reserved names without brackets (``"aws.pipes.pipe-name"``)
         to values; ``aws.pipes.event`` and ``aws.pipes.event.json`` default to
-        ``record``. A missing path or variable is not an error.
+        ``record``. A missing path or variable is not an error. With ``check``,
+        ``InexactNumber`` is raised when a value it places may be an integer that
+        orjson decoded as a float (see ``pipes.codec``).
         """
         if self._build is not None:
             try:
-                return _dumps(self._build(record, variables)).decode()
+                return _dumps(self._build(record, variables, check)).decode()
             except orjson.JSONEncodeError:
                 pass  # a value orjson cannot write (a huge integer...): the text renderer can
         parts = [self._head]
         for slot, literal in self._slots:
-            parts.append(slot(record, variables))
+            parts.append(slot(record, variables, check))
             parts.append(literal)
         return "".join(parts)
 

@@ -14,17 +14,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import orjson
-
 from pipes.codec import decode_body, encode_payload
-from pipes.events import Event
+from pipes.events import UNSET, Event
 
 __all__ = [
     "BODY_FIELD",
+    "LAYOUT",
     "TIMESTAMP_TYPES",
+    "KafkaLayout",
     "build_events",
     "headers_from_record",
     "headers_to_record",
+    "is_kafka_event",
     "is_kafka_record",
     "key_from_record",
     "partition_name",
@@ -62,63 +63,71 @@ def headers_to_record(headers: Sequence[tuple[str, bytes]]) -> list[dict[str, li
     return [{name: list(value) if value is not None else []} for name, value in headers]
 
 
-def build_events(topic: str, partition: int, messages: Iterable[Any]) -> list[Event]:
-    """Events for one partition's fetched messages (aiokafka ``ConsumerRecord``s).
+class KafkaLayout:
+    """Builds the AWS-shaped record of a lazy Kafka event from its ``ConsumerRecord`` (``meta``)."""
 
-    The hot path of the source: one dict and one ``Event`` per message, and
-    nothing else allocated when a message has no key or headers.
-    """
-    name = partition_name(topic, partition)
-    types = TIMESTAMP_TYPES
-    loads = orjson.loads
-    out: list[Event] = []
-    append = out.append
-    for m in messages:
+    body_field = BODY_FIELD
+
+    def record(self, event: Event, body: Any) -> dict[str, Any]:
+        m = event.meta
         key = m.key
         headers = m.headers
-        offset = m.offset
-        raw = m.value
-        # Inline fast path for the common case, a JSON object; decode() does the rest.
-        if raw and raw[0] == 123:  # "{"
-            try:
-                value = loads(raw)
-            except orjson.JSONDecodeError:
-                value = decode(raw)
-        else:
-            value = decode(raw)
-        append(
-            Event(
-                {
-                    "topic": topic,
-                    "partition": partition,
-                    "offset": offset,
-                    "timestamp": m.timestamp,
-                    "timestampType": types[m.timestamp_type],
-                    "key": None if key is None else decode(key),
-                    "headers": headers_to_record(headers) if headers else [],
-                    "value": value,
-                },
-                name,
-                offset,
-                BODY_FIELD,
-            )
-        )
-    return out
+        return {
+            "topic": m.topic,
+            "partition": m.partition,
+            "offset": m.offset,
+            "timestamp": m.timestamp,
+            "timestampType": TIMESTAMP_TYPES[m.timestamp_type],
+            "key": None if key is None else decode(key),
+            "headers": headers_to_record(headers) if headers else [],
+            "value": body,
+        }
+
+
+LAYOUT = KafkaLayout()
+
+
+def build_events(topic: str, partition: int, messages: Iterable[Any]) -> list[Event]:
+    """Lazy events for one partition's fetched messages (aiokafka ``ConsumerRecord``s).
+
+    The hot path of the source: one ``Event`` per message holding the value's
+    bytes and the message itself; the record is built only if a stage reads
+    more than the value (``KafkaLayout``), and the value is decoded only if a
+    stage reads it at all.
+    """
+    name = partition_name(topic, partition)
+    layout = LAYOUT
+    unset = UNSET
+    return [Event(None, name, m.offset, BODY_FIELD, unset, None, m.value, m, layout) for m in messages]
+
+
+def is_kafka_event(event: Event) -> bool:
+    """Whether ``event`` came from a Kafka source untouched (its message's key and headers are at hand)."""
+    return event.layout is LAYOUT
 
 
 def is_kafka_record(event: Event) -> bool:
     """Whether ``event`` still carries a Kafka source record (key and headers to carry over)."""
+    if event.layout is LAYOUT:
+        return True
+    if event.layout is not None or (event.raw is not None and not event.has_record):
+        return False  # another source's lazy event: no need to build its record to know
     return event.body_field == BODY_FIELD and "topic" in event.record and "offset" in event.record
 
 
 def key_from_record(event: Event) -> bytes | None:
     """The source record's key, back in wire form (``None`` when it had none)."""
+    if event.layout is LAYOUT:
+        raw: bytes | None = event.meta.key
+        return raw  # the bytes as read: nothing decoded and encoded again
     key = event.record.get("key")
     return None if key is None else encode_payload(key)
 
 
 def headers_from_record(event: Event) -> list[tuple[str, bytes]]:
     """The source record's headers, back in wire form; malformed entries are skipped."""
+    if event.layout is LAYOUT:
+        return list(event.meta.headers or ())
     headers = event.record.get("headers")
     out: list[tuple[str, bytes]] = []
     if not isinstance(headers, list):

@@ -219,6 +219,23 @@ class KafkaSource(Source):
                 return False
         return True
 
+    def idle_s(self) -> float | None:
+        """Seconds since a fetch response last came for any assigned partition (a frozen broker sends none)."""
+        consumer = self._consumer
+        if consumer is None:
+            return None
+        newest = 0
+        for tp in consumer.assignment():
+            try:
+                stamp = consumer.last_poll_timestamp(tp)
+            except Exception:  # revoked meanwhile
+                continue
+            if stamp:
+                newest = max(newest, stamp)
+        if not newest:
+            return None
+        return max(0.0, time.time() - newest / 1000)
+
     def lag(self) -> Mapping[str, int] | None:
         consumer = self._consumer
         if consumer is None:

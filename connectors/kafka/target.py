@@ -32,7 +32,6 @@ from pydantic import Field, model_validator
 
 from connectors.kafka.options import KafkaConnectionOptions, client_kwargs
 from connectors.kafka.records import headers_from_record, is_kafka_record, key_from_record
-from pipes.codec import encode_payload
 from pipes.connector import ConnectorContext, Target
 from pipes.errors import FatalError, RetryableError
 from pipes.events import Event, Outcome
@@ -156,6 +155,12 @@ class KafkaTarget(Target):
             if options.headers is None
             else [(name, text, _template(text)) for name, text in options.headers.items()]
         )
+        # Without templates the record is never read: bodies are freed right after the transform.
+        self.reads_record = (
+            self._topic is not None
+            or self._key is not None
+            or any(t is not None for _, _, t in self._headers or ())
+        )
 
     async def start(self, context: ConnectorContext) -> None:
         o = self.options
@@ -211,7 +216,7 @@ class KafkaTarget(Target):
                 continue
             try:
                 key, headers = self._key_and_headers(event)
-                value = encode_payload(event.payload)
+                value = event.payload_bytes()
                 if estimate(key, value, headers) > limit:
                     outcomes[i] = FatalError(
                         f"kafka target: record of {len(value)} bytes exceeds max_request_size {limit}"

@@ -14,6 +14,7 @@ import orjson
 import redis.asyncio as redis
 
 from connectors.redis.client import RedisOptions, close_client, open_client, redis_errors
+from pipes.checkpoints import parse_checkpoint
 from pipes.events import Position
 
 __all__ = ["DEFAULT_PREFIX", "RedisCheckpointStore"]
@@ -42,7 +43,11 @@ class RedisCheckpointStore:
             raw = await self._connected().get(self.key(pipe))
         if raw is None:
             return {}
-        return dict(orjson.loads(raw).get("positions", {}))
+        return parse_checkpoint(raw, f"key {self.key(pipe)!r}", pipe)
+
+    async def reset(self, pipe: str) -> bool:
+        async with redis_errors(f"reset checkpoint of {pipe!r}"):
+            return bool(await self._connected().delete(self.key(pipe)))
 
     async def save(self, pipe: str, positions: Mapping[str, Position]) -> None:
         data = orjson.dumps({"pipe": pipe, "positions": dict(positions)})

@@ -30,9 +30,8 @@ from connectors.redis.client import (
     open_client,
     redis_errors,
 )
-from pipes.codec import decode_body
 from pipes.connector import Source, SourceContext
-from pipes.events import Event, Position
+from pipes.events import UNSET, Event, Position
 from pipes.units import Duration
 
 __all__ = ["RedisListSource", "RedisListSourceOptions"]
@@ -76,6 +75,18 @@ class RedisListSourceOptions(RedisOptions):
     )
 
 
+class ListLayout:
+    """The record of a list item: ``{"list", "body"}``."""
+
+    body_field = "body"
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def record(self, event: Event, body: Any) -> dict[str, Any]:
+        return {"list": self.key, "body": body}
+
+
 class RedisListSource(Source):
     """Takes items into a processing list; removes them from there once settled."""
 
@@ -87,6 +98,7 @@ class RedisListSource(Source):
 
     def __init__(self, options: RedisListSourceOptions) -> None:
         super().__init__(options)
+        self._layout = ListLayout(options.list)
         self._key = options.list
         self._processing = options.processing_list or f"{options.list}:processing:{options.consumer}"
         self._side = options.pop.upper()
@@ -168,13 +180,13 @@ class RedisListSource(Source):
         self._rescan = False
 
     def _events(self, values: list[bytes]) -> list[Event]:
-        key = self._key
+        key, layout, unset = self._key, self._layout, UNSET
         events = []
         for value in values:
             self._seq += 1
             self._handed.append((self._seq, value))
             self._outstanding[value] += 1
-            events.append(Event({"list": key, "body": decode_body(value)}, key, self._seq))
+            events.append(Event(None, key, self._seq, "body", unset, None, value, None, layout))
         return events
 
     async def commit(self, positions: Mapping[str, Position]) -> None:

@@ -13,8 +13,7 @@ from connectors.redis.client import (
     map_error,
     redis_errors,
 )
-from pipes.codec import encode_payload
-from pipes.connector import Target
+from pipes.connector import Target, encode_each, payload_bytes
 from pipes.events import Event, Outcome
 
 __all__ = ["RedisListTarget", "RedisListTargetOptions"]
@@ -39,24 +38,30 @@ class RedisListTarget(RedisClientLifecycle, Target):
 
     options: RedisListTargetOptions
 
+    reads_record = False
+
     def __init__(self, options: RedisListTargetOptions) -> None:
         super().__init__(options)
 
     async def write(self, events: Sequence[Event]) -> Sequence[Outcome]:
         assert self._client is not None, "write before start"
         key = self.options.list
-        values = [encode_payload(event.payload) for event in events]
+        encoded, outcomes = encode_each(events, payload_bytes)
+        sent = [i for i, value in enumerate(encoded) if value is not None]
+        if not sent:
+            return outcomes
         what = f"{'RPUSH' if self.options.push == 'right' else 'LPUSH'} to {key!r}"
         async with redis_errors(what), self._client.pipeline(transaction=False) as pipe:
-            chunks = [values[at : at + _PUSH_CHUNK] for at in range(0, len(values), _PUSH_CHUNK)]
+            chunks = [sent[at : at + _PUSH_CHUNK] for at in range(0, len(sent), _PUSH_CHUNK)]
             for chunk in chunks:
+                values = [encoded[i] for i in chunk]
                 if self.options.push == "right":
-                    pipe.rpush(key, *chunk)
+                    pipe.rpush(key, *values)  # type: ignore[arg-type]
                 else:
-                    pipe.lpush(key, *chunk)
+                    pipe.lpush(key, *values)  # type: ignore[arg-type]
             replies = await pipe.execute(raise_on_error=False)
-        outcomes: list[Outcome] = []
         for chunk, reply in zip(chunks, replies, strict=True):
-            outcome = map_error(reply, what) if isinstance(reply, Exception) else None
-            outcomes.extend([outcome] * len(chunk))
+            if isinstance(reply, Exception):
+                for i in chunk:
+                    outcomes[i] = map_error(reply, what)
         return outcomes

@@ -113,13 +113,14 @@ class RedisPubSubSource(Source):
                 continue  # a subscribe confirmation, not a message: keep waiting
             channel = text(message["channel"])
             pattern = message.get("pattern")
+            data = message["data"]
             record = {
                 "channel": channel,
                 "pattern": text(pattern) if pattern is not None else None,
-                "body": decode_body(message["data"]),
+                "body": decode_body(data),
             }
             self._seq += 1
-            events.append(Event(record, channel, self._seq))
+            events.append(Event(record, channel, self._seq, raw=data if isinstance(data, bytes) else None))
         self._idle = not events
         return events
 

@@ -17,8 +17,7 @@ from connectors.redis.client import (
     map_error,
     redis_errors,
 )
-from pipes.codec import encode_payload
-from pipes.connector import Target
+from pipes.connector import Target, encode_each, payload_bytes
 from pipes.events import Event, Outcome
 
 __all__ = ["RedisPubSubTarget", "RedisPubSubTargetOptions"]
@@ -37,6 +36,8 @@ class RedisPubSubTarget(RedisClientLifecycle, Target):
 
     options: RedisPubSubTargetOptions
 
+    reads_record = False
+
     def __init__(self, options: RedisPubSubTargetOptions) -> None:
         super().__init__(options)
 
@@ -44,8 +45,15 @@ class RedisPubSubTarget(RedisClientLifecycle, Target):
         assert self._client is not None, "write before start"
         channel = self.options.channel
         what = f"PUBLISH to {channel!r}"
+        encoded, outcomes = encode_each(events, payload_bytes)
+        sent = [i for i, value in enumerate(encoded) if value is not None]
+        if not sent:
+            return outcomes
         async with redis_errors(what), self._client.pipeline(transaction=False) as pipe:
-            for event in events:
-                pipe.publish(channel, encode_payload(event.payload))
+            for i in sent:
+                pipe.publish(channel, encoded[i])  # type: ignore[arg-type]
             replies = await pipe.execute(raise_on_error=False)
-        return [map_error(reply, what) if isinstance(reply, Exception) else None for reply in replies]
+        for i, reply in zip(sent, replies, strict=True):
+            if isinstance(reply, Exception):
+                outcomes[i] = map_error(reply, what)
+        return outcomes

@@ -27,7 +27,6 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
-import orjson
 import redis.asyncio as redis
 from pydantic import Field
 from redis.exceptions import ResponseError
@@ -42,10 +41,9 @@ from connectors.redis.client import (
     redis_errors,
     text,
 )
-from pipes.codec import decode_body
 from pipes.connector import Source, SourceContext
 from pipes.errors import FatalError
-from pipes.events import Event, Position
+from pipes.events import UNSET, Event, Position
 from pipes.units import Duration
 
 __all__ = ["RedisStreamSource", "RedisStreamSourceOptions"]
@@ -106,6 +104,28 @@ def _id_key(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
+class StreamLayout:
+    """The record of a stream entry: ``{"stream", "id", "fields", "body"}``, built only when a stage needs it.
+
+    ``meta`` is the entry's fields as read (bytes to bytes); ``fields`` in the
+    record holds them as text, the body field included.
+    """
+
+    body_field = "body"
+
+    def __init__(self, stream: str) -> None:
+        self.stream = stream
+
+    def record(self, event: Event, body: Any) -> dict[str, Any]:
+        fields: Mapping[bytes, bytes] = event.meta
+        return {
+            "stream": self.stream,
+            "id": event.position,
+            "fields": {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in fields.items()},
+            "body": body,
+        }
+
+
 class RedisStreamSource(Source):
     """Reads a stream through a consumer group; XACKs the settled prefix."""
 
@@ -119,6 +139,7 @@ class RedisStreamSource(Source):
         self._client: redis.Redis | None = None
         self._stream = options.stream
         self._field = options.field.encode()
+        self._layout = StreamLayout(options.stream)
         self._consumer = options.consumer
         self._claim_idle_ms = max(1, int(options.claim_idle * 1000))
         # Handed out and not yet acknowledged, in hand-out order; the set mirrors it.
@@ -221,7 +242,7 @@ class RedisStreamSource(Source):
             return []
         entries = reply[0][1]
         events = self._events(entries, None)
-        if self._end_id is not None and _id_key(events[-1].record["id"]) >= self._end_id:
+        if self._end_id is not None and _id_key(str(events[-1].position)) >= self._end_id:
             self._reached_end = True
         return events
 
@@ -290,37 +311,26 @@ class RedisStreamSource(Source):
     ) -> list[Event]:
         stream = self._stream
         body_field = self._field
+        layout = self._layout
+        unset = UNSET
         handed = self._handed
         outstanding = self._outstanding
-        max_deliveries = self.options.max_deliveries
-        loads, not_json = orjson.loads, orjson.JSONDecodeError
         events = []
         for raw_id, fields in entries:
             entry_id = raw_id.decode()
-            raw = fields.get(body_field)
-            # The common case (a JSON body) inline; decode_body decides everything else.
-            try:
-                body = loads(raw) if raw is not None else None
-            except not_json:
-                body = decode_body(raw)
-            record = {
-                "stream": stream,
-                "id": entry_id,
-                "fields": {
-                    k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in fields.items()
-                },
-                "body": body,
-            }
-            event = Event(record, stream, entry_id)
-            if deliveries is not None and max_deliveries is not None:
-                times = deliveries.get(entry_id, 1)
+            events.append(
+                Event(None, stream, entry_id, "body", unset, None, fields.get(body_field), fields, layout)
+            )
+            handed.append(entry_id)
+            outstanding.add(entry_id)
+        max_deliveries = self.options.max_deliveries
+        if deliveries is not None and max_deliveries is not None:
+            for event in events:
+                times = deliveries.get(str(event.position), 1)
                 if times > max_deliveries:
                     event.fault = FatalError(
                         f"delivered {times} times, more than max_deliveries={max_deliveries}"
                     )
-            handed.append(entry_id)
-            outstanding.add(entry_id)
-            events.append(event)
         return events
 
     # ------------------------------------------------------------------ positions

@@ -13,8 +13,7 @@ from connectors.redis.client import (
     map_error,
     redis_errors,
 )
-from pipes.codec import encode_payload
-from pipes.connector import Target
+from pipes.connector import Target, encode_each
 from pipes.events import Event, Outcome
 from pipes.templates import InputTemplate
 
@@ -61,17 +60,29 @@ class RedisStreamTarget(RedisClientLifecycle, Target):
     def __init__(self, options: RedisStreamTargetOptions) -> None:
         super().__init__(options)
         self._templates = [(name, InputTemplate(text)) for name, text in options.fields.items()]
+        self._field = options.field
+        # Without templated fields the record is never read: bodies are freed right after the transform.
+        self.reads_record = bool(self._templates)
 
     async def write(self, events: Sequence[Event]) -> Sequence[Outcome]:
         assert self._client is not None, "write before start"
-        stream, field, templates = self.options.stream, self.options.field, self._templates
-        maxlen, approximate = self.options.maxlen, self.options.approximate
+        stream, maxlen, approximate = self.options.stream, self.options.maxlen, self.options.approximate
         what = f"XADD to stream {stream!r}"
+        entries, outcomes = encode_each(events, self._entry)
+        sent = [i for i, entry in enumerate(entries) if entry is not None]
+        if not sent:
+            return outcomes
         async with redis_errors(what), self._client.pipeline(transaction=False) as pipe:
-            for event in events:
-                entry: dict[Any, Any] = {field: encode_payload(event.payload)}
-                for name, template in templates:
-                    entry[name] = template.render(event.record)
-                pipe.xadd(stream, entry, maxlen=maxlen, approximate=approximate)
+            for i in sent:
+                pipe.xadd(stream, entries[i], maxlen=maxlen, approximate=approximate)  # type: ignore[arg-type]
             replies = await pipe.execute(raise_on_error=False)
-        return [map_error(reply, what) if isinstance(reply, Exception) else None for reply in replies]
+        for i, reply in zip(sent, replies, strict=True):
+            if isinstance(reply, Exception):
+                outcomes[i] = map_error(reply, what)
+        return outcomes
+
+    def _entry(self, event: Event) -> dict[Any, Any]:
+        entry: dict[Any, Any] = {self._field: event.payload_bytes()}
+        for name, template in self._templates:
+            entry[name] = template.render(event.record)
+        return entry

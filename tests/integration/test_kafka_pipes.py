@@ -153,7 +153,7 @@ async def test_values_pass_through_unchanged_without_a_transform(kafka: KafkaBro
     assert stats.delivered == 3
     records = await kafka.consume_all(out, 3)
     assert [(r.key, r.value, list(r.headers)) for r in records] == [
-        (b"k", b'{"a":1}', [("h", b"1")]),
+        (b"k", b'{"a": 1}', [("h", b"1")]),  # the bytes as read: not decoded and written again
         (None, b"text", []),
         (b"\x80", b"\xff\x00raw", []),
     ]
@@ -229,7 +229,7 @@ async def test_a_record_the_target_refuses_is_dead_lettered_and_the_pipe_goes_on
     )
     assert (stats.delivered, stats.dead_lettered) == (2, 1)
     records = await kafka.consume_all(out, 2)
-    assert [r.value for r in records] == [b'{"n":1}', b'{"n":3}']
+    assert [r.value for r in records] == [b'{"n": 1}', b'{"n": 3}']
     (letter,) = [orjson.loads(line) for line in dead.read_bytes().splitlines()]
     assert letter["stage"] == "target"
     assert letter["error"]["type"] == "FatalError"

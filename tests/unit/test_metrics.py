@@ -105,7 +105,7 @@ async def settle(daemon: Daemon, tag: str, numbers: range) -> None:
     )
     runner = daemon.pipes["counted"].runner
     assert runner is not None
-    await wait_until(lambda: runner.tracker.in_flight == 0, what="all settled")
+    await wait_until(lambda: runner.status().in_flight == 0, what="all settled")
 
 
 async def test_counters_equal_the_events_that_went_through(setup: dict[str, Any]) -> None:

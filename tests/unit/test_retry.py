@@ -7,6 +7,7 @@ import random
 from pipes.errors import FatalError, RetryableError
 from pipes.events import Event
 from pipes.models import RetryConfig
+from pipes.pipeline import Failure, Stage
 from pipes.retry import RetryPolicy, dead_letter_record
 
 
@@ -19,25 +20,26 @@ def test_backoff_is_full_jitter_under_a_doubling_ceiling() -> None:
         assert min(waits) < ceiling * 0.1
 
 
+def failure(error: Exception, attempts: int) -> Failure:
+    event = Event(record={}, partition="p", position=0)
+    return Failure(event, Stage.TARGET, 0, error, attempts=attempts, received_at=100.0)
+
+
 def test_gives_up_on_fatal_errors_attempts_and_age() -> None:
     policy = RetryPolicy(RetryConfig(max_attempts=3, max_event_age=60.0))
-    event = Event(record={}, partition="p", position=0, received_at=100.0)
-    event.attempts = 1
-    assert policy.gives_up(event, FatalError("no"), 100.0)
-    assert not policy.gives_up(event, RetryableError("later"), 100.0)
-    event.attempts = 3
-    assert policy.gives_up(event, RetryableError("later"), 100.0)
-    event.attempts = 1
-    assert policy.gives_up(event, RetryableError("later"), 160.0)
+    assert policy.gives_up(failure(FatalError("no"), 1), 100.0)
+    assert not policy.gives_up(failure(RetryableError("later"), 1), 100.0)
+    assert policy.gives_up(failure(RetryableError("later"), 3), 100.0)
+    assert policy.gives_up(failure(RetryableError("later"), 1), 160.0)
     assert not RetryPolicy(RetryConfig(max_attempts=3, max_event_age=None)).gives_up(
-        event, RetryableError("later"), 10_000.0
+        failure(RetryableError("later"), 1), 10_000.0
     )
 
 
 def test_dead_letter_record_layout() -> None:
     event = Event(record={"body": 1}, partition="p", position=0)
-    event.attempts, event.first_attempt_at, event.last_attempt_at = 2, 0.0, 1.5
-    assert dead_letter_record("pipe", "target", RetryableError("down"), event) == {
+    failed = Failure(event, Stage.TARGET, 0, RetryableError("down"), 2, 0.0, 1.5)
+    assert dead_letter_record("pipe", failed) == {
         "pipe": "pipe",
         "stage": "target",
         "error": {"type": "RetryableError", "message": "down"},

@@ -245,11 +245,11 @@ async def test_backpressure_bounds_in_flight_events(channels: dict[str, str]) ->
     for _ in range(50):
         await asyncio.sleep(0)
     assert runner.stats.received == 30
-    assert runner.tracker.in_flight == 30
+    assert runner.status().in_flight == 30
     peak = 0
     out.hold.set()
     while len(out.written) < 1000:
-        peak = max(peak, runner.tracker.in_flight)
+        peak = max(peak, runner.status().in_flight)
         await asyncio.sleep(0)
     assert peak <= 30
     runner.request_stop()

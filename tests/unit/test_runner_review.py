@@ -109,7 +109,7 @@ async def test_an_enricher_result_that_is_not_a_list_fails_only_its_event(
     while len(out) < 3:
         await clock.advance(1.0)
         await asyncio.sleep(0.001)
-    await wait_until(lambda: runner.tracker.in_flight == 0, what="everything settled")
+    await wait_until(lambda: runner.status().in_flight == 0, what="everything settled")
     runner.request_stop()
     await task
     assert out == [{"id": 0, "part": 1}, {"id": 0, "part": 2}, {"id": 1}]

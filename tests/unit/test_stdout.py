@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from connectors.stdout import StdoutOptions, StdoutTarget, connector
+from pipes.codec import Base64Body
 from pipes.connector import ConnectorContext
 from pipes.events import Event, Outcome
 
@@ -27,10 +28,12 @@ async def write(options: StdoutOptions, *payloads: object) -> list[Outcome]:
 
 
 async def test_json_lines(capfdbinary: pytest.CaptureFixture[bytes]) -> None:
-    outcomes = await write(StdoutOptions(), {"a": 1, "b": "é"}, "plain", [1, 2], {"$base64": "AP8="})
-    assert outcomes == [None, None, None, None]
+    not_utf8 = Base64Body.of(b"\x00\xff")  # what decoding makes of a body that is not UTF-8
+    looks_alike = {"$base64": "AP8="}  # a JSON object that merely looks like it: written as JSON
+    outcomes = await write(StdoutOptions(), {"a": 1, "b": "é"}, "plain", [1, 2], not_utf8, looks_alike)
+    assert outcomes == [None, None, None, None, None]
     out = capfdbinary.readouterr().out
-    assert out == '{"a":1,"b":"é"}\nplain\n[1,2]\n'.encode() + b"\x00\xff\n"
+    assert out == '{"a":1,"b":"é"}\nplain\n[1,2]\n'.encode() + b'\x00\xff\n{"$base64":"AP8="}\n'
 
 
 async def test_pretty(capsys: pytest.CaptureFixture[str]) -> None:
