@@ -19,20 +19,51 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from pipes.connector import ConnectorContext, Source, SourceContext, Target
+from pipes.errors import FatalError
 from pipes.events import Event, Position
 
-__all__ = ["check_source", "check_target"]
+__all__ = ["check_source", "check_target", "check_target_isolates_bad_payloads"]
+
+
+class _NoWireForm:
+    """A payload no target can encode (JSON has no form for it)."""
+
+    def __repr__(self) -> str:
+        return "<no wire form>"
+
+
+async def check_target_isolates_bad_payloads(make: Callable[[], Target]) -> None:
+    """A payload that cannot be encoded fails alone, for good (``FatalError``); the rest is delivered."""
+    target = make()
+    await target.start(ConnectorContext(pipe="conformance"))
+    try:
+        payloads: list[Any] = [{"n": 1}, {"bad": _NoWireForm()}, {"n": 3}]
+        events = [Event({"body": p}, "p0", i, payload=p) for i, p in enumerate(payloads)]
+        outcomes = list(await target.write(events))
+        assert len(outcomes) == 3, f"write returned {len(outcomes)} outcomes for 3 events"
+        assert outcomes[0] is None and outcomes[2] is None, (
+            f"one payload that cannot be encoded failed the others too: {outcomes}"
+        )
+        assert isinstance(outcomes[1], FatalError), (
+            f"a payload that cannot be encoded must fail for good (FatalError), got {outcomes[1]!r}"
+        )
+    finally:
+        await target.stop()
 
 
 async def check_target(
     make: Callable[[], Target],
     payloads: Sequence[Any] = ({"n": 1}, {"n": 2}, "text", [1, 2], 3.5),
     delivered: Callable[[], Awaitable[list[bytes]]] | None = None,
+    *,
+    encodes: bool = True,
 ) -> None:
     """A target returns one outcome per event, in order; stop works after start and after nothing.
 
     ``delivered`` (optional) reads back what the target wrote, as bytes per
-    event, to check that delivered payloads arrived whole and in order.
+    event, to check that delivered payloads arrived whole and in order. A
+    target that writes bytes (``encodes``, the default) must also fail a payload
+    that cannot be encoded alone (``check_target_isolates_bad_payloads``).
     """
     # stop() without start() must be harmless (the runner calls it after a failed start).
     await make().stop()
@@ -59,6 +90,8 @@ async def check_target(
             assert got == [encode_payload(p) for p in payloads], f"target wrote {got!r}"
     finally:
         await target.stop()
+    if encodes:
+        await check_target_isolates_bad_payloads(make)
 
 
 async def check_source(

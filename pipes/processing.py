@@ -18,7 +18,7 @@ from typing import Any
 
 from pipes.checkpoints import Batch, SettledTracker
 from pipes.clock import Clock, iso_utc
-from pipes.errors import PipeFailed
+from pipes.errors import FatalError, PipeFailed
 from pipes.events import Event
 from pipes.observe import PipeLog, RunnerObserver
 from pipes.pipeline import Failure, Pipeline, Stage, Tally, retry_after
@@ -328,6 +328,13 @@ class BatchProcessor:
             self.log.error(
                 "dead_letter_failed", error=f"{type(error).__name__}: {error}", events=len(pending)
             )
+            if self.once and isinstance(error, FatalError):
+                # Refused for good, and a --once run must end: fail the pipe (nothing is
+                # committed past these events) rather than retry for ever.
+                self.on_fatal(
+                    PipeFailed(f"the dead letter refused events for good: {type(error).__name__}: {error}")
+                )
+                return False
             if await self.stop.sleep_or_stop(self.policy.backoff(attempt), draining=True):
                 return False
         return True

@@ -8,8 +8,11 @@ them), and a give-up rule from attempts, age and the error's type.
 
 from __future__ import annotations
 
+import json
 import random
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from pipes.clock import iso_utc
 from pipes.errors import FatalError
@@ -40,13 +43,29 @@ class RetryPolicy:
 
 
 def dead_letter_record(pipe: str, failure: Failure) -> dict[str, Any]:
-    """The documented dead-letter record (docs/delivery.md)."""
-    return {
-        "pipe": pipe,
-        "stage": str(failure.stage),
-        "error": {"type": type(failure.error).__name__, "message": str(failure.error)},
-        "attempts": failure.attempts,
-        "first_attempt_at": iso_utc(failure.first_attempt_at),
-        "last_attempt_at": iso_utc(failure.last_attempt_at),
-        "record": failure.event.record,
-    }
+    """The documented dead-letter record (docs/delivery.md); always JSON, whatever the event held.
+
+    An event fails for good precisely when its data is odd (a value with no
+    JSON form, say), and its dead letter must still be written: such values are
+    kept as their ``repr`` rather than failing the dead letter too.
+    """
+    return _json_safe(
+        {
+            "pipe": pipe,
+            "stage": str(failure.stage),
+            "error": {"type": type(failure.error).__name__, "message": str(failure.error)},
+            "attempts": failure.attempts,
+            "first_attempt_at": iso_utc(failure.first_attempt_at),
+            "last_attempt_at": iso_utc(failure.last_attempt_at),
+            "record": failure.event.record,
+        }
+    )
+
+
+def _json_safe(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        orjson.dumps(value)
+        return value
+    except (TypeError, orjson.JSONEncodeError):
+        safe: dict[str, Any] = json.loads(json.dumps(value, default=repr, ensure_ascii=False))
+        return safe

@@ -215,8 +215,12 @@ class KafkaTarget(Target):
             if outcomes[i] is not None:
                 continue
             try:
-                key, headers = self._key_and_headers(event)
                 value = event.payload_bytes()
+            except Exception as exc:
+                outcomes[i] = FatalError(f"payload cannot be encoded: {type(exc).__name__}: {exc}")
+                continue
+            try:
+                key, headers = self._key_and_headers(event)
                 if estimate(key, value, headers) > limit:
                     outcomes[i] = FatalError(
                         f"kafka target: record of {len(value)} bytes exceeds max_request_size {limit}"

@@ -12,9 +12,10 @@ from kafka_broker import KafkaBroker
 from connectors.kafka import KafkaSource, KafkaSourceOptions, KafkaTarget, KafkaTargetOptions
 from connectors.redis.list_source import RedisListSource, RedisListSourceOptions
 from connectors.redis.list_target import RedisListTarget, RedisListTargetOptions
+from connectors.redis.pubsub_target import RedisPubSubTarget, RedisPubSubTargetOptions
 from connectors.redis.stream_source import RedisStreamSource, RedisStreamSourceOptions
 from connectors.redis.stream_target import RedisStreamTarget, RedisStreamTargetOptions
-from pipes.conformance import check_source, check_target
+from pipes.conformance import check_source, check_target, check_target_isolates_bad_payloads
 
 pytestmark = pytest.mark.integration
 
@@ -117,4 +118,12 @@ async def test_redis_list_target(redis_url: str, redis_client: redis.Redis) -> N
 
     await check_target(
         lambda: RedisListTarget(RedisListTargetOptions(url=redis_url, list=key)), delivered=delivered
+    )
+
+
+async def test_redis_pubsub_target_fails_a_bad_payload_alone(redis_url: str) -> None:
+    await check_target_isolates_bad_payloads(
+        lambda: RedisPubSubTarget(
+            RedisPubSubTargetOptions(url=redis_url, channel=f"conf-{uuid.uuid4().hex[:8]}")
+        )
     )

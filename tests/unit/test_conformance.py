@@ -41,7 +41,9 @@ async def test_memory_target(channels: dict[str, str]) -> None:
     async def delivered() -> list[bytes]:
         return [encode_payload(p) for p in channel(channels["out"]).written]
 
-    await check_target(lambda: MemoryTarget(MemoryOptions(channel=channels["out"])), delivered=delivered)
+    await check_target(
+        lambda: MemoryTarget(MemoryOptions(channel=channels["out"])), delivered=delivered, encodes=False
+    )
 
 
 async def test_file_source(tmp_path: Path) -> None:
