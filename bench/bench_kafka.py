@@ -183,7 +183,7 @@ async def read_output(
                 break
             for tp, messages in batch.items():
                 records[tp.partition].extend((m.key, m.value) for m in messages)
-                first_ms = min(first_ms, messages[0].timestamp)
+                first_ms = min(first_ms, min(m.timestamp for m in messages))
                 last_ms = max(last_ms, max(m.timestamp for m in messages))
     finally:
         await consumer.stop()
