@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import dataclasses
 import importlib.util
 import os
 import shutil
@@ -248,12 +249,12 @@ async def measure(
     keep: bool,
 ) -> tuple[Run, bool]:
     """One run of one contender, checked; its figures and whether each partition kept the input order."""
-    group, output = f"bench-{name}-{round_no}", f"bench.out.{name}.{round_no}"
+    # Named after the input topic (unique per run), so runs against one broker never share a name.
+    group, output = f"{topic}.{name}.{round_no}", f"{topic}.out.{name}.{round_no}"
     await create_topics(bootstrap, [output])
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-kafka-{name}-"))
     try:
-        spec = contender(name, bootstrap, topic, group, output, workdir)
-        spec = Contender(spec.name, spec.argv, spec.processes, env)
+        spec = dataclasses.replace(contender(name, bootstrap, topic, group, output, workdir), env=env)
         async with Committed(bootstrap, group, topic) as committed:
 
             async def settled() -> bool:

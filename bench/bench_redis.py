@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import importlib.util
 import os
 import shutil
@@ -191,9 +192,9 @@ async def measure(
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-redis-{name}-"))
     client = redis.Redis.from_url(url, protocol=2)
     try:
+        await client.delete(output)  # left over from an earlier run against the same server
         await client.xgroup_create(INPUT, group, id="0")
-        spec = contender(name, url, group, output, workdir)
-        spec = Contender(spec.name, spec.argv, spec.processes, env)
+        spec = dataclasses.replace(contender(name, url, group, output, workdir), env=env)
 
         async def settled() -> bool:
             async with client.pipeline(transaction=False) as pipe:
