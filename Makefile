@@ -28,8 +28,10 @@ typecheck: $(STAMP)
 
 check: lint typecheck test
 
+# The benchmarks also need the bench extra (Quix Streams, psutil); BENCH_ARGS="--rounds 2" passes options.
 bench: $(STAMP)
-	$(PY) bench/run.py
+	$(PY) -m pip install -q -e '.[dev,bench]'
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) out state .pytest_cache .mypy_cache

