@@ -31,6 +31,8 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from pydantic import Field, model_validator
 
 from connectors.kafka.options import KafkaConnectionOptions, client_kwargs
+from connectors.kafka.partitioner import partition_for
+from connectors.kafka.records import LAYOUT as KAFKA_LAYOUT
 from connectors.kafka.records import headers_from_record, is_kafka_record, key_from_record
 from pipes.connector import ConnectorContext, Target
 from pipes.errors import FatalError, RetryableError
@@ -155,6 +157,8 @@ class KafkaTarget(Target):
             if options.headers is None
             else [(name, text, _template(text)) for name, text in options.headers.items()]
         )
+        #: No key or headers option: a Kafka source record's key and headers go on unchanged.
+        self._carry_only = options.key is None and options.headers is None
         # Without templates the record is never read: bodies are freed right after the transform.
         self.reads_record = (
             self._topic is not None
@@ -207,8 +211,11 @@ class KafkaTarget(Target):
         await self._check_topics(producer, topics, outcomes)
         fixed = self.options.partition
         limit = self.options.max_request_size
+        # A record this much below the limit cannot exceed it: only larger ones are measured.
+        sure = limit // 2
         estimate = DefaultRecordBatchBuilder.estimate_size_in_bytes
-        partition_of = producer._partition
+        cluster = producer.client.cluster
+        layouts: dict[str, tuple[list[int], list[int]]] = {}
         open_batches: dict[tuple[str, int], tuple[Any, list[int]]] = {}
         full: list[tuple[str, int, Any, list[int]]] = []
         for i, event in enumerate(events):
@@ -221,13 +228,22 @@ class KafkaTarget(Target):
                 continue
             try:
                 key, headers = self._key_and_headers(event)
-                if estimate(key, value, headers) > limit:
+                if len(value) + (len(key) if key else 0) > sure and estimate(key, value, headers) > limit:
                     outcomes[i] = FatalError(
                         f"kafka target: record of {len(value)} bytes exceeds max_request_size {limit}"
                     )
                     continue
                 topic = topics[i]
-                partition = partition_of(topic, fixed, None, None, key, value)
+                if fixed is not None:
+                    partition = fixed
+                else:
+                    found = layouts.get(topic)
+                    if found is None:
+                        found = layouts[topic] = (
+                            sorted(cluster.partitions_for_topic(topic) or ()),
+                            list(cluster.available_partitions_for_topic(topic) or ()),
+                        )
+                    partition = partition_for(key, *found)
                 slot = open_batches.get((topic, partition))
                 if (
                     slot is None
@@ -308,6 +324,11 @@ class KafkaTarget(Target):
                     outcomes[i] = unavailable[topic]
 
     def _key_and_headers(self, event: Event) -> tuple[bytes | None, list[tuple[str, bytes]]]:
+        if self._carry_only and event.layout is KAFKA_LAYOUT:
+            # A Kafka source record, carried over as read: its key and headers bytes as they are.
+            message = event.meta
+            read = message.headers
+            return message.key, list(read) if read else []
         carry = is_kafka_record(event)
         if self.options.key is not None:
             text = self._key.render(event.record) if self._key is not None else self.options.key
@@ -322,8 +343,6 @@ class KafkaTarget(Target):
             ]
         else:
             headers = headers_from_record(event) if carry else None
-        if key is None and event.payload is None:
-            key = b""  # Kafka needs a key or a value; a null payload is written as "null"
         return key, headers or []
 
     async def stop(self) -> None:

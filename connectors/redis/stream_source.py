@@ -41,6 +41,7 @@ from connectors.redis.client import (
     redis_errors,
     text,
 )
+from connectors.redis.wire import execute_packed, pack
 from pipes.connector import Source, SourceContext
 from pipes.errors import FatalError
 from pipes.events import UNSET, Event, Position
@@ -107,8 +108,9 @@ def _id_key(entry_id: str) -> tuple[int, int]:
 class StreamLayout:
     """The record of a stream entry: ``{"stream", "id", "fields", "body"}``, built only when a stage needs it.
 
-    ``meta`` is the entry's fields as read (bytes to bytes); ``fields`` in the
-    record holds them as text, the body field included.
+    ``meta`` is the entry's fields as read (a flat ``[field, value, ...]`` list, or
+    a dict for claimed entries); ``fields`` in the record holds them as text, the
+    body field included.
     """
 
     body_field = "body"
@@ -117,11 +119,12 @@ class StreamLayout:
         self.stream = stream
 
     def record(self, event: Event, body: Any) -> dict[str, Any]:
-        fields: Mapping[bytes, bytes] = event.meta
+        fields: Any = event.meta
+        pairs = fields.items() if isinstance(fields, dict) else zip(fields[::2], fields[1::2], strict=False)
         return {
             "stream": self.stream,
             "id": event.position,
-            "fields": {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in fields.items()},
+            "fields": {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in pairs},
             "body": body,
         }
 
@@ -229,14 +232,13 @@ class RedisStreamSource(Source):
         assert self._client is not None
         block_s = min(timeout_s, self.options.block, max(0.0, self.options.socket_timeout - 1.0))
         block_ms = int(block_s * 1000)
-        # RESP2 reply: [[stream, [(id, {field: value}), ...]]] (redis-py's types say RESP3).
-        reply: Any = await self._client.xreadgroup(
-            self.options.group,
-            self._consumer,
-            {self._stream: ">"},
-            count=count,
-            block=block_ms if block_ms > 0 else None,
-        )
+        command: tuple[Any, ...] = ("XREADGROUP", "GROUP", self.options.group, self._consumer, "COUNT", count)
+        if block_ms > 0:
+            command += ("BLOCK", block_ms)
+        # Raw RESP2 reply: [[stream, [[id, [field, value, ...]], ...]]], or nil when nothing came.
+        (reply,) = await execute_packed(self._client, pack([(*command, "STREAMS", self._stream, ">")]), 1)
+        if isinstance(reply, Exception):
+            raise reply
         if not reply:
             self._reached_end = True
             return []
@@ -306,9 +308,8 @@ class RedisStreamSource(Source):
                 await self._client.xack(self._stream, self.options.group, *missing)
         return self._events(found, deliveries)
 
-    def _events(
-        self, entries: Sequence[tuple[bytes, Mapping[bytes, bytes]]], deliveries: Mapping[str, int] | None
-    ) -> list[Event]:
+    def _events(self, entries: Sequence[Any], deliveries: Mapping[str, int] | None) -> list[Event]:
+        """Events for entries as read: ``[id, [field, value, ...]]`` (raw) or ``(id, {field: value})``."""
         stream = self._stream
         body_field = self._field
         layout = self._layout
@@ -318,9 +319,13 @@ class RedisStreamSource(Source):
         events = []
         for raw_id, fields in entries:
             entry_id = raw_id.decode()
-            events.append(
-                Event(None, stream, entry_id, "body", unset, None, fields.get(body_field), fields, layout)
-            )
+            if type(fields) is not list:
+                body = fields.get(body_field)
+            elif fields and fields[0] == body_field:
+                body = fields[1]  # the usual case: the body is the first field
+            else:
+                body = dict(zip(fields[::2], fields[1::2], strict=False)).get(body_field)
+            events.append(Event(None, stream, entry_id, "body", unset, None, body, fields, layout))
             handed.append(entry_id)
             outstanding.add(entry_id)
         max_deliveries = self.options.max_deliveries
@@ -344,13 +349,16 @@ class RedisStreamSource(Source):
             ids.append(entry_id)
             if entry_id == position:
                 break
-        async with (
-            redis_errors(f"XACK on stream {self._stream!r}"),
-            self._client.pipeline(transaction=False) as pipe,
-        ):
-            for at in range(0, len(ids), _ACK_CHUNK):
-                pipe.xack(self._stream, self.options.group, *ids[at : at + _ACK_CHUNK])
-            await pipe.execute()
+        what = f"XACK on stream {self._stream!r}"
+        commands = [
+            ("XACK", self._stream, self.options.group, *ids[at : at + _ACK_CHUNK])
+            for at in range(0, len(ids), _ACK_CHUNK)
+        ]
+        async with redis_errors(what):
+            replies = await execute_packed(self._client, pack(commands), len(commands))
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise map_error(reply, what)
         # Only after the acknowledgement: a failed XACK leaves everything to send again.
         for _ in ids:
             self._outstanding.discard(self._handed.popleft())

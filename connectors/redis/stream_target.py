@@ -13,6 +13,7 @@ from connectors.redis.client import (
     map_error,
     redis_errors,
 )
+from connectors.redis.wire import execute_packed, pack
 from pipes.connector import Target, encode_each
 from pipes.events import Event, Outcome
 from pipes.templates import InputTemplate
@@ -61,28 +62,35 @@ class RedisStreamTarget(RedisClientLifecycle, Target):
         super().__init__(options)
         self._templates = [(name, InputTemplate(text)) for name, text in options.fields.items()]
         self._field = options.field
+        trim: tuple[Any, ...] = ()
+        if options.maxlen is not None:
+            trim = ("MAXLEN", "~" if options.approximate else "=", options.maxlen)
+        #: XADD stream [MAXLEN ~ n] * -- what every entry's command starts with.
+        self._head: tuple[Any, ...] = ("XADD", options.stream, *trim, "*")
         # Without templated fields the record is never read: bodies are freed right after the transform.
         self.reads_record = bool(self._templates)
 
     async def write(self, events: Sequence[Event]) -> Sequence[Outcome]:
         assert self._client is not None, "write before start"
-        stream, maxlen, approximate = self.options.stream, self.options.maxlen, self.options.approximate
-        what = f"XADD to stream {stream!r}"
-        entries, outcomes = encode_each(events, self._entry)
-        sent = [i for i, entry in enumerate(entries) if entry is not None]
+        what = f"XADD to stream {self.options.stream!r}"
+        commands, outcomes = encode_each(events, self._command)
+        sent = [i for i, command in enumerate(commands) if command is not None]
         if not sent:
             return outcomes
-        async with redis_errors(what), self._client.pipeline(transaction=False) as pipe:
-            for i in sent:
-                pipe.xadd(stream, entries[i], maxlen=maxlen, approximate=approximate)  # type: ignore[arg-type]
-            replies = await pipe.execute(raise_on_error=False)
+        async with redis_errors(what):
+            replies = await execute_packed(
+                self._client, pack([c for c in commands if c is not None]), len(sent)
+            )
         for i, reply in zip(sent, replies, strict=True):
             if isinstance(reply, Exception):
                 outcomes[i] = map_error(reply, what)
         return outcomes
 
-    def _entry(self, event: Event) -> dict[Any, Any]:
-        entry: dict[Any, Any] = {self._field: event.payload_bytes()}
-        for name, template in self._templates:
-            entry[name] = template.render(event.record)
-        return entry
+    def _command(self, event: Event) -> tuple[Any, ...]:
+        command = (*self._head, self._field, event.payload_bytes())
+        if self._templates:
+            fields: list[Any] = []
+            for name, template in self._templates:
+                fields += (name, template.render(event.record))
+            command += tuple(fields)
+        return command
