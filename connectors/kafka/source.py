@@ -56,7 +56,12 @@ class KafkaSourceOptions(KafkaConnectionOptions):
         default=None,
         description="Heartbeat period; must be below `session_timeout` (default: a third of it).",
     )
-    fetch_max_bytes: int = Field(default=52428800, gt=0, description="Most bytes a fetch response may carry.")
+    fetch_max_bytes: int = Field(
+        default=1048576,
+        gt=0,
+        description="Most bytes a fetch response may carry (a record larger than this still comes). "
+        "The pipe holds at most `max_in_flight` events, so prefetching more only costs memory.",
+    )
     max_partition_fetch_bytes: int = Field(
         default=1048576, gt=0, description="Most bytes fetched from one partition per request."
     )
