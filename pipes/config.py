@@ -166,8 +166,15 @@ class _Errors:
         self.file = file
         self.located = located
         self._found: list[tuple[int, int, str]] = []
+        #: Where reading already failed (a missing ``${VAR}``, a bad scalar): the value
+        #: there is a stand-in, so what validation says about it would only hide the cause.
+        self._unread = [err.path for err in located.errors if err.path]
+        self._hidden = 0
 
     def add(self, path: KeyPath, message: str, suffix: str = "") -> None:
+        if any(path[: len(unread)] == unread for unread in self._unread):
+            self._hidden += 1  # still an error: the pipe must not load
+            return
         line, col = self.located.position(path)
         self.add_at(line, col, path, message, suffix)
 
@@ -178,7 +185,7 @@ class _Errors:
 
     @property
     def count(self) -> int:
-        return len(self._found)
+        return len(self._found) + self._hidden
 
     @property
     def lines(self) -> list[str]:

@@ -180,3 +180,13 @@ def test_every_example_config_validates(path: Path) -> None:
     result = load_file(path, env={})
     assert result.errors == []
     assert result.pipes
+
+
+def test_a_missing_variable_is_the_only_error_at_its_key() -> None:
+    text = VALID.replace("  channel: in\n", "  channel: in\n  native_commit: ${NATIVE}\n")
+    assert errors_of(text + "concurrency: ${WORKERS}\n") == [
+        "pipe.yaml:5:18: source.native_commit: environment variable NATIVE is not set "
+        "(write ${NATIVE:-default} to give a default)",
+        "pipe.yaml:9:14: concurrency: environment variable WORKERS is not set "
+        "(write ${WORKERS:-default} to give a default)",
+    ]
