@@ -64,3 +64,32 @@ async def test_through_an_entry_point(tmp_path: Path, monkeypatch: pytest.Monkey
     await runner.run()
     assert len(rows(tmp_path / "ep.db")) == EXPECTED
     assert "sqlite" in [row.name for row in registry.listing()]
+
+
+def test_the_example_writes_its_database_into_a_folder_git_ignores(tmp_path: Path) -> None:
+    # Run as the docs show it, from a checkout: nothing may be left among the tracked files.
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / ".gitignore").write_text((ROOT / ".gitignore").read_text())
+    subprocess.run(["git", "init", "-q", str(checkout)], check=True)
+    env = {**os.environ, "PYTHONPATH": str(EXAMPLE)}
+    env.pop("SQLITE_PATH", None)
+    done = subprocess.run(
+        [PIPES, "run", "--once", str(EXAMPLE / "pipe.yaml")],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    untracked = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
+    assert [line for line in untracked if line and not line.endswith(".gitignore")] == []
+    assert len(rows(checkout / "out" / "orders.db")) == EXPECTED
