@@ -56,8 +56,20 @@ async def call(address: str, method: str, path: str, token: str | None, timeout_
     return data
 
 
+#: Counter columns of ``pipes status``: FILTERED and DROPPED beside RECEIVED and
+#: DELIVERED, so that events the filter or the enrichment settled on purpose do
+#: not read as lost.
+COUNTER_COLUMNS = (
+    ("RECEIVED", "received"),
+    ("FILTERED", "filtered"),
+    ("DROPPED", "dropped"),
+    ("DELIVERED", "delivered"),
+    ("FAILED", "failed"),
+)
+
+
 def format_table(pipes: list[dict[str, Any]]) -> list[str]:
-    header = ("NAME", "STATE", "DESIRED", "RECEIVED", "DELIVERED", "FAILED", "LAST ERROR")
+    header = ("NAME", "STATE", "DESIRED", *(title for title, _ in COUNTER_COLUMNS), "LAST ERROR")
     rows = [header]
     for p in pipes:
         c = p.get("counters", {})
@@ -66,17 +78,16 @@ def format_table(pipes: list[dict[str, Any]]) -> list[str]:
                 str(p["name"]),
                 str(p["state"]),
                 str(p["desired_state"]),
-                f"{c.get('received', 0):,}",
-                f"{c.get('delivered', 0):,}",
-                f"{c.get('failed', 0):,}",
+                *(f"{c.get(key, 0):,}" for _, key in COUNTER_COLUMNS),
                 " ".join(str(p.get("last_error") or "").split())[:80],
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
+    numbers = range(3, 3 + len(COUNTER_COLUMNS))
     lines = []
     for row in rows:
         cells = [
-            cell.rjust(w) if 3 <= i <= 5 else cell.ljust(w)
+            cell.rjust(w) if i in numbers else cell.ljust(w)
             for i, (cell, w) in enumerate(zip(row[:-1], widths, strict=True))
         ]
         lines.append("  ".join([*cells, row[-1]]).rstrip())

@@ -16,7 +16,7 @@ from helpers import wait_until
 
 from connectors.memory import HUB
 from pipes.admin import AdminServer, make_app, parse_admin
-from pipes.admin_client import control, reload, status
+from pipes.admin_client import control, format_table, reload, status
 from pipes.checkpoints import MemoryCheckpointStore
 from pipes.config import load_paths
 from pipes.daemon import Daemon
@@ -193,6 +193,8 @@ async def test_cli_clients_against_a_served_daemon(
             "STATE",
             "DESIRED",
             "RECEIVED",
+            "FILTERED",
+            "DROPPED",
             "DELIVERED",
             "FAILED",
             "LAST",
@@ -250,3 +252,12 @@ async def test_reload_applies_new_files_and_reports_invalid_ones(
         await server.stop()
     HUB.drop(f"gamma-in-{daemon.tag}")  # type: ignore[attr-defined]
     HUB.drop(f"gamma-out-{daemon.tag}")  # type: ignore[attr-defined]
+
+
+def test_status_shows_what_was_filtered_and_dropped_beside_received_and_delivered() -> None:
+    counters = {"received": 441, "filtered": 200, "dropped": 38, "delivered": 203, "failed": 0}
+    pipe = {"name": "orders", "state": "RUNNING", "desired_state": "RUNNING", "counters": counters}
+    assert format_table([pipe]) == [
+        "NAME    STATE    DESIRED  RECEIVED  FILTERED  DROPPED  DELIVERED  FAILED  LAST ERROR",
+        "orders  RUNNING  RUNNING       441       200       38        203       0",
+    ]
