@@ -439,9 +439,9 @@ def cmd_connectors(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from pipes.models import PipeConfig
+    from pipes.schema import pipe_file_schema
 
-    print(orjson.dumps(PipeConfig.model_json_schema(), option=orjson.OPT_INDENT_2).decode())
+    print(orjson.dumps(pipe_file_schema(), option=orjson.OPT_INDENT_2).decode())
     return 0
 
 
