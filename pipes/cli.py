@@ -85,6 +85,22 @@ def _parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="admin API address, or off (default 127.0.0.1:9900; off with --once unless given)",
     )
+    run.add_argument(
+        "--admin-insecure",
+        action="store_true",
+        help="serve the admin API on a non-loopback address without PIPES_ADMIN_TOKEN",
+    )
+    run.add_argument(
+        "--admin-tls-cert", metavar="PEM", help="serve the admin API over HTTPS with this certificate"
+    )
+    run.add_argument("--admin-tls-key", metavar="PEM", help="the private key of --admin-tls-cert")
+    run.add_argument(
+        "--admin-allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a name clients use for this host in the admin API's Host header (repeatable)",
+    )
     run.add_argument("--watch", action="store_true", help="reload when pipe files change (as SIGHUP does)")
     run.set_defaults(func=cmd_run)
 
@@ -215,7 +231,8 @@ def _store(args: argparse.Namespace) -> CheckpointStore:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipes.admin import DEFAULT_ADMIN, parse_admin
+    from pipes.admin import DEFAULT_ADMIN, TOKEN_ENV, parse_admin
+    from pipes.admin_guard import exposure_problem, tls_context
     from pipes.units import parse_duration
 
     try:
@@ -228,6 +245,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         admin = parse_admin(admin_text)
     except ValueError as exc:
         raise UsageError(f"--admin {exc}") from None
+    args.admin_tls = None
+    if admin is not None:
+        problem = exposure_problem(admin[0], os.environ.get(TOKEN_ENV), args.admin_insecure)
+        if problem:
+            raise UsageError(f"--admin {admin_text}: {problem}")
+        if bool(args.admin_tls_cert) != bool(args.admin_tls_key):
+            raise UsageError("--admin-tls-cert and --admin-tls-key go together")
+        if args.admin_tls_cert:
+            try:
+                args.admin_tls = tls_context(args.admin_tls_cert, args.admin_tls_key)
+            except ValueError as exc:
+                raise UsageError(f"--admin-tls-cert: {exc}") from None
     configure_logging(args.log_format)
     definitions, errors = _load(args.paths)
     if errors:
@@ -286,7 +315,14 @@ async def _run(
     )
     server: AdminServer | None = None
     if admin is not None:
-        server = AdminServer(daemon, admin[0], admin[1], token=os.environ.get(TOKEN_ENV) or None)
+        server = AdminServer(
+            daemon,
+            admin[0],
+            admin[1],
+            token=os.environ.get(TOKEN_ENV) or None,
+            ssl_context=args.admin_tls,
+            allowed_hosts=args.admin_allow_host,
+        )
         try:
             await server.start()
         except OSError as exc:
@@ -303,7 +339,7 @@ async def _run(
             # The default address is taken (another daemon, a test): run on without the API.
             structlog.get_logger().error("admin_unavailable", error=problem)
         else:
-            print(f"pipes: admin API on http://{server.host}:{server.port}", file=sys.stderr)
+            print(f"pipes: admin API on {server.url}", file=sys.stderr)
     loop = asyncio.get_running_loop()
     signals_seen = 0
 
