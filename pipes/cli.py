@@ -23,7 +23,7 @@ import orjson
 from pipes.checkpoints import CheckpointStore, FileCheckpointStore
 from pipes.config import FileResult, PipeDefinition, load_paths
 from pipes.errors import ConfigError
-from pipes.observe import configure_logging
+from pipes.observe import LogOutput, configure_logging
 
 __all__ = ["main"]
 
@@ -231,6 +231,30 @@ def _store(args: argparse.Namespace) -> CheckpointStore:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """``pipes run``: everything it writes to stderr goes through one ``TerminalLines``.
+
+    So log lines never land inside the progress block, and with ``--log-format
+    json`` every line is one JSON object, usage errors included.
+    """
+    from pipes.terminal import TerminalLines
+
+    terminal = TerminalLines(sys.stderr)
+    log = configure_logging(args.log_format, terminal)
+    stderr, sys.stderr = sys.stderr, terminal
+    try:
+        return _run_command(args, log, terminal)
+    except UsageError as exc:
+        if not log.json:
+            raise
+        log.say("usage_error", "", level="error", error=f"pipes run: {exc}")
+        return 2
+    finally:
+        sys.stderr = stderr
+        terminal.close()
+        log.close()
+
+
+def _run_command(args: argparse.Namespace, log: LogOutput, terminal: Any) -> int:
     from pipes.admin import DEFAULT_ADMIN, TOKEN_ENV, parse_admin
     from pipes.admin_guard import exposure_problem, tls_context
     from pipes.units import parse_duration
@@ -257,18 +281,18 @@ def cmd_run(args: argparse.Namespace) -> int:
                 args.admin_tls = tls_context(args.admin_tls_cert, args.admin_tls_key)
             except ValueError as exc:
                 raise UsageError(f"--admin-tls-cert: {exc}") from None
-    configure_logging(args.log_format)
     definitions, errors = _load(args.paths)
     if errors:
         for line in errors:
-            print(line, file=sys.stderr)
+            log.say("config_invalid", line, level="error", error=line)
         return 1
     if not definitions:
-        print("pipes run: no pipes defined in " + ", ".join(args.paths), file=sys.stderr)
+        problem = "no pipes defined in " + ", ".join(args.paths)
+        log.say("no_pipes", f"pipes run: {problem}", level="error", error=problem)
         return 1
     store = _store(args)
     tune_gc()
-    return asyncio.run(_run(definitions, store, args, drain_timeout_s, admin))
+    return asyncio.run(_run(definitions, store, args, drain_timeout_s, admin, log=log, terminal=terminal))
 
 
 def tune_gc() -> None:
@@ -298,12 +322,15 @@ async def _run(
     args: argparse.Namespace,
     drain_timeout_s: float,
     admin: tuple[str, int] | None = None,
+    *,
+    log: LogOutput,
+    terminal: Any,
 ) -> int:
     import structlog
 
     from pipes.admin import TOKEN_ENV, AdminServer
     from pipes.daemon import Daemon
-    from pipes.progress import Progress, summary_lines
+    from pipes.progress import Progress, summary_lines, summary_records
 
     daemon = Daemon(
         definitions,
@@ -333,13 +360,13 @@ async def _run(
             server = None
             if args.admin is not None:
                 # Asked for explicitly: a service without its API must not start quietly.
-                print(f"pipes run: {problem}", file=sys.stderr)
+                log.say("admin_failed", f"pipes run: {problem}", level="error", error=problem)
                 await store.close()
                 return 1
             # The default address is taken (another daemon, a test): run on without the API.
             structlog.get_logger().error("admin_unavailable", error=problem)
         else:
-            print(f"pipes: admin API on {server.url}", file=sys.stderr)
+            log.say("admin_started", f"pipes: admin API on {server.url}", url=server.url)
     loop = asyncio.get_running_loop()
     signals_seen = 0
 
@@ -349,9 +376,13 @@ async def _run(
         if signals_seen > 1:
             # Second signal: leave now. Checkpoints are written atomically, so
             # nothing is corrupt; the uncommitted tail is delivered again next run.
-            print(f"pipes: {signal.Signals(signum).name} again, exiting at once", file=sys.stderr)
+            name = signal.Signals(signum).name
+            log.say("signal_received", f"pipes: {name} again, exiting at once", signal=name, action="exit")
             os._exit(128 + signum)
-        print(f"pipes: {signal.Signals(signum).name}, draining (again to exit at once)", file=sys.stderr)
+        name = signal.Signals(signum).name
+        log.say(
+            "signal_received", f"pipes: {name}, draining (again to exit at once)", signal=name, action="drain"
+        )
         daemon.request_stop()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -361,7 +392,7 @@ async def _run(
     runner_task = asyncio.create_task(daemon.run())
     watch_task = asyncio.create_task(daemon.watch()) if args.watch else None
     await asyncio.sleep(0)
-    progress = Progress(daemon.runners())
+    progress = Progress(daemon.runners(), terminal)
 
     def follow() -> None:
         progress.runners = daemon.runners()
@@ -385,8 +416,8 @@ async def _run(
         for h in daemon.pipes.values()
         if h.runner is not None
     ]
-    for line in summary_lines(rows):
-        print(line, file=sys.stderr)
+    for line, record in zip(summary_lines(rows), summary_records(rows), strict=True):
+        log.say("pipe_summary", line, **record)
     return 1 if daemon.failed else 0
 
 

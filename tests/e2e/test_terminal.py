@@ -1,0 +1,73 @@
+"""``pipes run`` on a real terminal: log lines and the progress block never overwrite each other.
+
+The run happens under a pseudo-terminal and its output is replayed through a
+terminal emulator (pyte), so the test sees what a person would see.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import struct
+import subprocess
+import sys
+import termios
+from pathlib import Path
+
+import pyte
+import pytest
+
+PIPES = str(Path(sys.executable).parent / "pipes")
+COLUMNS, ROWS = 200, 120
+
+pytestmark = pytest.mark.e2e
+
+HANDLERS = """\
+from pipes.errors import FatalError
+
+def refuse(payloads):
+    return [FatalError("refused") for _ in payloads]
+"""
+
+
+def run_on_a_terminal(args: list[str], cwd: Path) -> tuple[int, list[str]]:
+    """Run ``pipes`` with a pseudo-terminal as stdin, stdout and stderr; the screen it leaves."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
+    proc = subprocess.Popen([PIPES, *args], cwd=cwd, stdin=follower, stdout=follower, stderr=follower)
+    os.close(follower)
+    screen = pyte.Screen(COLUMNS, ROWS)
+    stream = pyte.ByteStream(screen)
+    try:
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # EIO: every holder of the terminal is gone
+                break
+            if not data:
+                break
+            stream.feed(data)
+    finally:
+        os.close(leader)
+        code = proc.wait(timeout=60)
+    return code, [line.rstrip() for line in screen.display if line.strip()]
+
+
+def test_every_log_line_stays_on_screen_and_the_progress_block_leaves_no_copies(tmp_path: Path) -> None:
+    (tmp_path / "handlers.py").write_text(HANDLERS)
+    (tmp_path / "refuse.yaml").write_text(
+        "name: refuse\n"
+        "source: {type: generator, count: 20, rate: 10}\n"  # two seconds: several progress redraws
+        "target: {type: python, function: 'handlers:refuse'}\n"
+        "dead_letter: {type: file, path: dlq.jsonl}\n"
+        "batch: {size: 1, window: 0}\n"
+    )
+    code, screen = run_on_a_terminal(["run", "--once", "refuse.yaml"], tmp_path)
+    assert code == 0, "\n".join(screen)
+    dead = [line for line in screen if "event_dead_lettered" in line]
+    assert sorted(int(line.split("position=")[1].split()[0]) for line in dead) == list(range(20))
+    assert any("pipe_started" in line for line in screen)
+    assert any("pipe_stopped" in line for line in screen)
+    assert screen[-1].startswith("refuse: stopped; received 20, filtered 0, delivered 0, dead-lettered 20")
+    assert not [line for line in screen if line.startswith("refuse [")], "a progress line was left behind"
