@@ -28,6 +28,8 @@ from pipes.observe import LogOutput, configure_logging
 __all__ = ["main"]
 
 DEFAULT_STATE_DIR = "state"
+#: Exit status when the reader of standard output went away, as a Unix tool killed by SIGPIPE has it.
+EXIT_STDOUT_CLOSED = 128 + signal.SIGPIPE
 
 
 class UsageError(Exception):
@@ -331,6 +333,7 @@ async def _run(
     from pipes.admin import TOKEN_ENV, AdminServer
     from pipes.daemon import Daemon
     from pipes.progress import Progress, summary_lines, summary_records
+    from pipes.terminal import StdoutGuard
 
     daemon = Daemon(
         definitions,
@@ -388,6 +391,14 @@ async def _run(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
     loop.add_signal_handler(signal.SIGHUP, daemon.schedule_reload)
+
+    # The reader of stdout gone (`pipes run ... | head`) ends the run at once, as it
+    # ends a Unix tool: nothing more can be written, so retrying would only make noise.
+    def stdout_closed() -> None:
+        loop.call_soon_threadsafe(daemon.abandon)
+
+    stdout = StdoutGuard(sys.stdout, terminal, on_closed=stdout_closed)
+    sys.stdout = stdout
     started = time.monotonic()
     runner_task = asyncio.create_task(daemon.run())
     watch_task = asyncio.create_task(daemon.watch()) if args.watch else None
@@ -402,6 +413,7 @@ async def _run(
     try:
         await runner_task
     finally:
+        sys.stdout = stdout.original
         for task in (progress_task, watch_task):
             if task is not None:
                 task.cancel()
@@ -418,6 +430,9 @@ async def _run(
     ]
     for line, record in zip(summary_lines(rows), summary_records(rows), strict=True):
         log.say("pipe_summary", line, **record)
+    if stdout.closed_by_reader:
+        stdout.silence()
+        return EXIT_STDOUT_CLOSED
     return 1 if daemon.failed else 0
 
 

@@ -71,3 +71,17 @@ def test_every_log_line_stays_on_screen_and_the_progress_block_leaves_no_copies(
     assert any("pipe_stopped" in line for line in screen)
     assert screen[-1].startswith("refuse: stopped; received 20, filtered 0, delivered 0, dead-lettered 20")
     assert not [line for line in screen if line.startswith("refuse [")], "a progress line was left behind"
+
+
+def test_lines_on_stdout_are_not_erased_by_the_progress_block(tmp_path: Path) -> None:
+    (tmp_path / "tick.yaml").write_text(
+        "name: tick\n"
+        "source: {type: generator, count: 12, rate: 6}\n"
+        "transform: {jmespath: 'body.detail.order_id'}\n"
+        "target: {type: stdout}\n"
+        "batch: {size: 1, window: 0}\n"
+    )
+    code, screen = run_on_a_terminal(["run", "--once", "tick.yaml"], tmp_path)
+    assert code == 0, "\n".join(screen)
+    assert [line for line in screen if line.startswith("ord-")] == [f"ord-{i:09d}" for i in range(12)]
+    assert not [line for line in screen if line.startswith("tick [")], "a progress line was left behind"
