@@ -409,7 +409,9 @@ async def _run(
         progress.runners = daemon.runners()
 
     daemon.on_change = follow
-    progress_task = asyncio.create_task(progress.run()) if not args.no_progress else None
+    # JSON logs are for a collector: a progress line would be the one line that is not JSON.
+    show_progress = not args.no_progress and not log.json
+    progress_task = asyncio.create_task(progress.run()) if show_progress else None
     try:
         await runner_task
     finally:

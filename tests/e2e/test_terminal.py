@@ -7,6 +7,7 @@ terminal emulator (pyte), so the test sees what a person would see.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pty
 import struct
@@ -33,12 +34,19 @@ def refuse(payloads):
 
 def run_on_a_terminal(args: list[str], cwd: Path) -> tuple[int, list[str]]:
     """Run ``pipes`` with a pseudo-terminal as stdin, stdout and stderr; the screen it leaves."""
+    code, output = raw_run_on_a_terminal(args, cwd)
+    screen = pyte.Screen(COLUMNS, ROWS)
+    pyte.ByteStream(screen).feed(output)
+    return code, [line.rstrip() for line in screen.display if line.strip()]
+
+
+def raw_run_on_a_terminal(args: list[str], cwd: Path) -> tuple[int, bytes]:
+    """Run ``pipes`` with a pseudo-terminal as stdin, stdout and stderr; all it wrote."""
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
     proc = subprocess.Popen([PIPES, *args], cwd=cwd, stdin=follower, stdout=follower, stderr=follower)
     os.close(follower)
-    screen = pyte.Screen(COLUMNS, ROWS)
-    stream = pyte.ByteStream(screen)
+    output = bytearray()
     try:
         while True:
             try:
@@ -47,11 +55,11 @@ def run_on_a_terminal(args: list[str], cwd: Path) -> tuple[int, list[str]]:
                 break
             if not data:
                 break
-            stream.feed(data)
+            output += data
     finally:
         os.close(leader)
         code = proc.wait(timeout=60)
-    return code, [line.rstrip() for line in screen.display if line.strip()]
+    return code, bytes(output)
 
 
 def test_every_log_line_stays_on_screen_and_the_progress_block_leaves_no_copies(tmp_path: Path) -> None:
@@ -85,3 +93,14 @@ def test_lines_on_stdout_are_not_erased_by_the_progress_block(tmp_path: Path) ->
     assert code == 0, "\n".join(screen)
     assert [line for line in screen if line.startswith("ord-")] == [f"ord-{i:09d}" for i in range(12)]
     assert not [line for line in screen if line.startswith("tick [")], "a progress line was left behind"
+
+
+def test_json_logs_on_a_terminal_have_no_progress_lines(tmp_path: Path) -> None:
+    (tmp_path / "few.yaml").write_text(
+        "name: few\nsource: {type: generator, count: 6, rate: 4}\n"
+        "target: {type: file, path: out.jsonl}\nbatch: {size: 1, window: 0}\n"
+    )
+    code, output = raw_run_on_a_terminal(["run", "--once", "--log-format", "json", "few.yaml"], tmp_path)
+    assert code == 0, output
+    lines = output.decode().splitlines()
+    assert lines and all(json.loads(line)["event"] for line in lines)
