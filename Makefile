@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck bench clean venv
+.PHONY: demo test check lint typecheck bench clean venv shell
 
 venv: $(STAMP)
 
@@ -12,6 +12,11 @@ $(STAMP): pyproject.toml scripts/find-python.sh
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
+
+# A shell with .venv/bin first on the PATH, so that `pipes` is found; `exit` leaves it.
+shell: $(STAMP)
+	@echo "pipes: $(CURDIR)/$(VENV)/bin is first on the PATH in this shell (exit to leave)" >&2
+	@VIRTUAL_ENV="$(CURDIR)/$(VENV)" PATH="$(CURDIR)/$(VENV)/bin:$$PATH" "$${SHELL:-/bin/sh}" -i
 
 demo: $(STAMP)
 	$(VENV)/bin/pipes run --once configs/demo.yaml

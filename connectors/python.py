@@ -6,24 +6,24 @@ slow one cannot stall the other pipes; async functions are awaited on the loop.
 
 The function is imported when the options are validated, so ``pipes validate``
 already reports a wrong ``function:`` with the file and line, instead of the pipe
-failing when it starts.
+failing when it starts. It is looked up by the rule of ``pipes.imports``: the
+pipe file's folder, then the current directory, then the installed packages.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import inspect
-import os
-import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from pipes.connector import Connector, ConnectorOptions, Enricher, Target
 from pipes.errors import ConfigError, FatalError, RetryableError
 from pipes.events import Event, Outcome
+from pipes.imports import ImportFailed, import_object, pipe_dir_of
 
 __all__ = [
     "PythonEnricher",
@@ -34,37 +34,23 @@ __all__ = [
 ]
 
 
-def load_function(spec: str) -> Callable[..., Any]:
+def load_function(spec: str, pipe_dir: Path | None = None) -> Callable[..., Any]:
     """The callable named ``package.module:function`` (``:Class.method`` works too).
 
-    The working directory is tried as a last resort, as ``python -m`` would, so a
-    ``handlers.py`` beside the pipe file works without installing it.
+    Looked up in ``pipe_dir`` (the pipe file's folder) first, then in the
+    working directory, then in the installed packages (``pipes.imports``).
     Raises ``ConfigError`` with one line naming ``spec`` when it cannot be had.
     """
     module_name, sep, attr_path = spec.partition(":")
     if not sep or not module_name or not attr_path:
         raise ConfigError(f"python: function {spec!r} must be written 'package.module:function'")
     try:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            cwd = os.getcwd()
-            top = module_name.split(".")[0]
-            if exc.name != top or cwd in sys.path or "" in sys.path:
-                raise
-            sys.path.append(cwd)
-            module = importlib.import_module(module_name)
-        target: Any = module
-        for attr in attr_path.split("."):
-            target = getattr(target, attr)
-    except ConfigError:
-        raise
-    except Exception as exc:  # any import-time failure of user code is a config problem here
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"python: cannot import {spec!r}: {reason}") from exc
+        target = import_object(spec, pipe_dir)
+    except ImportFailed as exc:
+        raise ConfigError(f"python: cannot import {spec!r}: {exc}") from exc
     if not callable(target):
         raise ConfigError(f"python: cannot import {spec!r}: it is not callable")
-    return target  # type: ignore[no-any-return]
+    return target
 
 
 class PythonOptions(ConnectorOptions):
@@ -82,14 +68,28 @@ class PythonOptions(ConnectorOptions):
         ),
     )
 
+    #: The function as resolved at validation, from the pipe file's folder.
+    _resolved: Callable[..., Any] | None = PrivateAttr(default=None)
+
     @field_validator("function")
     @classmethod
-    def _importable(cls, value: str) -> str:
+    def _importable(cls, value: str, info: ValidationInfo) -> str:
         try:
-            load_function(value)
+            load_function(value, pipe_dir_of(info.context))
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
         return value
+
+    @model_validator(mode="after")
+    def _keep_function(self, info: ValidationInfo) -> Self:
+        # Kept, so that building the pipe later uses the very function validated
+        # (imported above, so this lookup is cheap), whatever the directory is then.
+        self._resolved = load_function(self.function, pipe_dir_of(info.context))
+        return self
+
+    def resolve_function(self) -> Callable[..., Any]:
+        """The function: as validated, or looked up now (options built without validation)."""
+        return self._resolved if self._resolved is not None else load_function(self.function)
 
 
 class _Function:
@@ -97,7 +97,7 @@ class _Function:
 
     def __init__(self, options: PythonOptions) -> None:
         self.spec = options.function
-        self.fn = load_function(options.function)
+        self.fn = options.resolve_function()
         self.kwargs = {"options": options.options} if _accepts_options(self.fn) else {}
         self.is_async = inspect.iscoroutinefunction(self.fn)
 

@@ -1,7 +1,9 @@
 """The ``stdout`` target: one line per event on standard output, for demos and debugging.
 
 The write is a plain blocking call: stdout is either a terminal or a pipe into
-another process, and a reader that stops reading should slow the pipe down.
+another process, and a reader that stops reading should slow the pipe down. A
+reader that goes away fails the write (EPIPE); under ``pipes run`` that stops
+the whole run at once, as it stops a Unix tool (``pipes.terminal.StdoutGuard``).
 """
 
 from __future__ import annotations

@@ -1,21 +1,22 @@
 """The admin HTTP API: health, readiness, metrics, and per-pipe state and control.
 
 Bound to 127.0.0.1 by default: it can stop pipes, so it is not for the open
-network. With ``PIPES_ADMIN_TOKEN`` set, every endpoint but ``/healthz``
-requires ``Authorization: Bearer <token>`` (liveness probes rarely carry
-secrets, and ``/healthz`` reveals nothing). Every error is JSON
-``{"error": "..."}``, so clients never parse HTML.
+network. Who may call it (Host, Origin, JSON for changes, the
+``PIPES_ADMIN_TOKEN`` bearer token) is checked by ``pipes.admin_guard`` before
+any handler runs. Every error is JSON ``{"error": "..."}``, so clients never
+parse HTML.
 """
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Awaitable, Callable
+import ssl
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from pipes.admin_guard import AdminGuard
 from pipes.admin_openapi import openapi_document
 from pipes.daemon import RUNNING, STOPPED, Daemon, PipeHandle
 from pipes.metrics import CONTENT_TYPE
@@ -26,8 +27,6 @@ DEFAULT_ADMIN = "127.0.0.1:9900"
 TOKEN_ENV = "PIPES_ADMIN_TOKEN"
 
 _DAEMON: web.AppKey[Daemon] = web.AppKey("daemon", Daemon)
-_TOKEN: web.AppKey[str] = web.AppKey("token", str)
-_OPEN = frozenset({"/healthz"})
 
 type Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -51,15 +50,7 @@ def _error(message: str, status: int) -> web.Response:
 
 
 @web.middleware
-async def _errors_and_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    token = request.app[_TOKEN]
-    if token and request.path not in _OPEN:
-        given = request.headers.get("Authorization", "")
-        scheme, _, value = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
-            response = _error("missing or wrong bearer token (see PIPES_ADMIN_TOKEN)", 401)
-            response.headers["WWW-Authenticate"] = 'Bearer realm="pipes"'
-            return response
+async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -175,11 +166,14 @@ async def _openapi(request: web.Request) -> web.Response:
     return _json(openapi_document())
 
 
-def make_app(daemon: Daemon, token: str | None = None) -> web.Application:
-    """The API as an aiohttp application (``AdminServer`` serves it; tests use it directly)."""
-    app = web.Application(middlewares=[_errors_and_auth])
+def make_app(daemon: Daemon, token: str | None = None, guard: AdminGuard | None = None) -> web.Application:
+    """The API as an aiohttp application (``AdminServer`` serves it; tests use it directly).
+
+    ``guard`` says who may call it; by default, loopback clients (and ``token``).
+    """
+    guard = guard or AdminGuard(token=token or None)
+    app = web.Application(middlewares=[guard.middleware, _json_errors])
     app[_DAEMON] = daemon
-    app[_TOKEN] = token or ""
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
@@ -193,17 +187,37 @@ def make_app(daemon: Daemon, token: str | None = None) -> web.Application:
 
 
 class AdminServer:
-    """Serves ``make_app`` on HOST:PORT; port 0 picks a free port (see ``port`` after start)."""
+    """Serves ``make_app`` on HOST:PORT; port 0 picks a free port (see ``port`` after start).
 
-    def __init__(self, daemon: Daemon, host: str, port: int, token: str | None = None) -> None:
+    With ``ssl_context`` it serves HTTPS; ``allowed_hosts`` are names the Host
+    header may give besides loopback and ``host`` (see ``pipes.admin_guard``).
+    """
+
+    def __init__(
+        self,
+        daemon: Daemon,
+        host: str,
+        port: int,
+        token: str | None = None,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        allowed_hosts: Iterable[str] = (),
+    ) -> None:
         self.host = host
         self.port = port
-        self._runner = web.AppRunner(make_app(daemon, token), access_log=None, handle_signals=False)
+        self.ssl_context = ssl_context
+        guard = AdminGuard(bind_host=host, token=token or None, allowed_hosts=tuple(allowed_hosts))
+        self._runner = web.AppRunner(make_app(daemon, guard=guard), access_log=None, handle_signals=False)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.ssl_context else 'http'}://{host}:{self.port}"
 
     async def start(self) -> None:
         """Bind and serve; ``OSError`` when the address is taken."""
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
         try:
             await site.start()
         except OSError:

@@ -3,12 +3,18 @@
 A daemon that is not there is the common case (not started, started with
 ``--admin off``, another port), so it gets one line naming the address and
 the likely fix, never a traceback.
+
+The address is ``HOST:PORT`` or ``https://HOST:PORT`` for a daemon serving TLS
+(its certificate is checked against the system's CAs, or the PEM file in
+``PIPES_ADMIN_CA``). Requests that change something are sent as JSON, as the
+API requires (``pipes.admin_guard``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import sys
 from typing import Any, TextIO
 
@@ -17,7 +23,10 @@ import orjson
 
 from pipes.admin import DEFAULT_ADMIN, TOKEN_ENV, parse_admin
 
-__all__ = ["AdminUnreachable", "call", "control", "format_table", "reload", "status"]
+#: PEM file of the CA that signed a TLS daemon's certificate (default: the system's CAs).
+CA_ENV = "PIPES_ADMIN_CA"
+
+__all__ = ["CA_ENV", "AdminUnreachable", "base_url", "call", "control", "format_table", "reload", "status"]
 
 
 class AdminUnreachable(Exception):
@@ -28,22 +37,60 @@ class AdminError(Exception):
     """The daemon answered with an error."""
 
 
-async def call(address: str, method: str, path: str, token: str | None, timeout_s: float = 5.0) -> Any:
-    """One request to the API; the decoded JSON answer."""
+def base_url(address: str) -> str:
+    """``HOST:PORT``, ``http://HOST:PORT`` or ``https://HOST:PORT`` to a base URL; ``ValueError`` if neither."""
+    scheme = "http"
+    for prefix in ("http://", "https://"):
+        if address.startswith(prefix):
+            scheme, address = prefix[:-3], address[len(prefix) :].rstrip("/")
     parsed = parse_admin(address)
     if parsed is None:
-        raise ValueError("--admin off: there is no API to ask")
+        raise ValueError("off: there is no API to ask")
     host, port = parsed
     host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}:{port}"
+
+
+def _tls(ca_file: str | None) -> ssl.SSLContext | bool:
+    if not ca_file:
+        return True  # aiohttp's default: verify against the system's CAs
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise AdminError(
+            f"{CA_ENV}={ca_file}: cannot load it: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
+
+
+async def call(
+    address: str,
+    method: str,
+    path: str,
+    token: str | None,
+    timeout_s: float = 5.0,
+    ca_file: str | None = None,
+) -> Any:
+    """One request to the API; the decoded JSON answer."""
+    url = base_url(address) + path
+    tls = _tls(ca_file if ca_file is not None else os.environ.get(CA_ENV))
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    body = None
+    if method != "GET":
+        headers["Content-Type"] = "application/json"
+        body = b"{}"
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     try:
         async with (
             aiohttp.ClientSession(timeout=timeout) as session,
-            session.request(method, f"http://{host}:{port}{path}", headers=headers) as response,
+            session.request(method, url, headers=headers, data=body, ssl=tls) as response,
         ):
             body = await response.read()
             status = response.status
+    except aiohttp.ClientConnectorCertificateError as exc:
+        raise AdminError(
+            f"the daemon's TLS certificate is not trusted ({exc.certificate_error}); "
+            f"give its CA in {CA_ENV}=FILE"
+        ) from None
     except (aiohttp.ClientConnectionError, TimeoutError) as exc:
         raise AdminUnreachable(str(exc)) from None
     try:
@@ -56,8 +103,20 @@ async def call(address: str, method: str, path: str, token: str | None, timeout_
     return data
 
 
+#: Counter columns of ``pipes status``: FILTERED and DROPPED beside RECEIVED and
+#: DELIVERED, so that events the filter or the enrichment settled on purpose do
+#: not read as lost.
+COUNTER_COLUMNS = (
+    ("RECEIVED", "received"),
+    ("FILTERED", "filtered"),
+    ("DROPPED", "dropped"),
+    ("DELIVERED", "delivered"),
+    ("FAILED", "failed"),
+)
+
+
 def format_table(pipes: list[dict[str, Any]]) -> list[str]:
-    header = ("NAME", "STATE", "DESIRED", "RECEIVED", "DELIVERED", "FAILED", "LAST ERROR")
+    header = ("NAME", "STATE", "DESIRED", *(title for title, _ in COUNTER_COLUMNS), "LAST ERROR")
     rows = [header]
     for p in pipes:
         c = p.get("counters", {})
@@ -66,17 +125,16 @@ def format_table(pipes: list[dict[str, Any]]) -> list[str]:
                 str(p["name"]),
                 str(p["state"]),
                 str(p["desired_state"]),
-                f"{c.get('received', 0):,}",
-                f"{c.get('delivered', 0):,}",
-                f"{c.get('failed', 0):,}",
+                *(f"{c.get(key, 0):,}" for _, key in COUNTER_COLUMNS),
                 " ".join(str(p.get("last_error") or "").split())[:80],
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
+    numbers = range(3, 3 + len(COUNTER_COLUMNS))
     lines = []
     for row in rows:
         cells = [
-            cell.rjust(w) if 3 <= i <= 5 else cell.ljust(w)
+            cell.rjust(w) if i in numbers else cell.ljust(w)
             for i, (cell, w) in enumerate(zip(row[:-1], widths, strict=True))
         ]
         lines.append("  ".join([*cells, row[-1]]).rstrip())

@@ -20,6 +20,19 @@ def _json_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 _UNAUTHORIZED = _json_response("PIPES_ADMIN_TOKEN is set and the bearer token is missing or wrong.", _ERROR)
 _NOT_FOUND = _json_response("No pipe has that name.", _ERROR)
+_FORBIDDEN = _json_response(
+    "The Host header does not name this server (DNS rebinding?), or the request comes from another origin.",
+    _ERROR,
+)
+_NEEDS_JSON = _json_response(
+    "A request that changes something needs Content-Type: application/json or an X-Pipes-Request header.",
+    _ERROR,
+)
+_EMPTY_JSON_BODY = {
+    "required": False,
+    "description": "Ignored; send `{}` with Content-Type: application/json.",
+    "content": {"application/json": {"schema": {"type": "object"}}},
+}
 _NAME = {
     "name": "name",
     "in": "path",
@@ -56,6 +69,17 @@ def _control(verb: str, desired: str) -> dict[str, Any]:
 
 
 def openapi_document() -> dict[str, Any]:
+    document = _document()
+    for item in document["paths"].values():
+        for method, operation in item.items():
+            operation["responses"]["403"] = _FORBIDDEN
+            if method == "post":
+                operation["responses"]["415"] = _NEEDS_JSON
+                operation["requestBody"] = _EMPTY_JSON_BODY
+    return document
+
+
+def _document() -> dict[str, Any]:
     counters = {
         "type": "object",
         "description": "Counters over every run of the pipe in this process.",
@@ -115,7 +139,9 @@ def openapi_document() -> dict[str, Any]:
             "description": (
                 "Health, readiness, metrics and control of the pipes of one `pipes run` process. "
                 "With PIPES_ADMIN_TOKEN set, every endpoint but /healthz requires "
-                "`Authorization: Bearer <token>`."
+                "`Authorization: Bearer <token>`. The Host header must name this server, a request "
+                "from another Origin is refused, and a POST needs `Content-Type: application/json` "
+                "(or an `X-Pipes-Request` header)."
             ),
         },
         "servers": [{"url": "http://127.0.0.1:9900"}],

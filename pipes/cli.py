@@ -23,11 +23,13 @@ import orjson
 from pipes.checkpoints import CheckpointStore, FileCheckpointStore
 from pipes.config import FileResult, PipeDefinition, load_paths
 from pipes.errors import ConfigError
-from pipes.observe import configure_logging
+from pipes.observe import LogOutput, configure_logging
 
 __all__ = ["main"]
 
 DEFAULT_STATE_DIR = "state"
+#: Exit status when the reader of standard output went away, as a Unix tool killed by SIGPIPE has it.
+EXIT_STDOUT_CLOSED = 128 + signal.SIGPIPE
 
 
 class UsageError(Exception):
@@ -84,6 +86,22 @@ def _parser() -> argparse.ArgumentParser:
         "--admin",
         metavar="HOST:PORT",
         help="admin API address, or off (default 127.0.0.1:9900; off with --once unless given)",
+    )
+    run.add_argument(
+        "--admin-insecure",
+        action="store_true",
+        help="serve the admin API on a non-loopback address without PIPES_ADMIN_TOKEN",
+    )
+    run.add_argument(
+        "--admin-tls-cert", metavar="PEM", help="serve the admin API over HTTPS with this certificate"
+    )
+    run.add_argument("--admin-tls-key", metavar="PEM", help="the private key of --admin-tls-cert")
+    run.add_argument(
+        "--admin-allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a name clients use for this host in the admin API's Host header (repeatable)",
     )
     run.add_argument("--watch", action="store_true", help="reload when pipe files change (as SIGHUP does)")
     run.set_defaults(func=cmd_run)
@@ -215,7 +233,32 @@ def _store(args: argparse.Namespace) -> CheckpointStore:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipes.admin import DEFAULT_ADMIN, parse_admin
+    """``pipes run``: everything it writes to stderr goes through one ``TerminalLines``.
+
+    So log lines never land inside the progress block, and with ``--log-format
+    json`` every line is one JSON object, usage errors included.
+    """
+    from pipes.terminal import TerminalLines
+
+    terminal = TerminalLines(sys.stderr)
+    log = configure_logging(args.log_format, terminal)
+    stderr, sys.stderr = sys.stderr, terminal
+    try:
+        return _run_command(args, log, terminal)
+    except UsageError as exc:
+        if not log.json:
+            raise
+        log.say("usage_error", "", level="error", error=f"pipes run: {exc}")
+        return 2
+    finally:
+        sys.stderr = stderr
+        terminal.close()
+        log.close()
+
+
+def _run_command(args: argparse.Namespace, log: LogOutput, terminal: Any) -> int:
+    from pipes.admin import DEFAULT_ADMIN, TOKEN_ENV, parse_admin
+    from pipes.admin_guard import exposure_problem, tls_context
     from pipes.units import parse_duration
 
     try:
@@ -228,18 +271,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         admin = parse_admin(admin_text)
     except ValueError as exc:
         raise UsageError(f"--admin {exc}") from None
-    configure_logging(args.log_format)
+    args.admin_tls = None
+    if admin is not None:
+        problem = exposure_problem(admin[0], os.environ.get(TOKEN_ENV), args.admin_insecure)
+        if problem:
+            raise UsageError(f"--admin {admin_text}: {problem}")
+        if bool(args.admin_tls_cert) != bool(args.admin_tls_key):
+            raise UsageError("--admin-tls-cert and --admin-tls-key go together")
+        if args.admin_tls_cert:
+            try:
+                args.admin_tls = tls_context(args.admin_tls_cert, args.admin_tls_key)
+            except ValueError as exc:
+                raise UsageError(f"--admin-tls-cert: {exc}") from None
     definitions, errors = _load(args.paths)
     if errors:
         for line in errors:
-            print(line, file=sys.stderr)
+            log.say("config_invalid", line, level="error", error=line)
         return 1
     if not definitions:
-        print("pipes run: no pipes defined in " + ", ".join(args.paths), file=sys.stderr)
+        problem = "no pipes defined in " + ", ".join(args.paths)
+        log.say("no_pipes", f"pipes run: {problem}", level="error", error=problem)
         return 1
     store = _store(args)
     tune_gc()
-    return asyncio.run(_run(definitions, store, args, drain_timeout_s, admin))
+    return asyncio.run(_run(definitions, store, args, drain_timeout_s, admin, log=log, terminal=terminal))
 
 
 def tune_gc() -> None:
@@ -269,12 +324,16 @@ async def _run(
     args: argparse.Namespace,
     drain_timeout_s: float,
     admin: tuple[str, int] | None = None,
+    *,
+    log: LogOutput,
+    terminal: Any,
 ) -> int:
     import structlog
 
     from pipes.admin import TOKEN_ENV, AdminServer
     from pipes.daemon import Daemon
-    from pipes.progress import Progress, summary_lines
+    from pipes.progress import Progress, summary_lines, summary_records
+    from pipes.terminal import StdoutGuard
 
     daemon = Daemon(
         definitions,
@@ -286,7 +345,14 @@ async def _run(
     )
     server: AdminServer | None = None
     if admin is not None:
-        server = AdminServer(daemon, admin[0], admin[1], token=os.environ.get(TOKEN_ENV) or None)
+        server = AdminServer(
+            daemon,
+            admin[0],
+            admin[1],
+            token=os.environ.get(TOKEN_ENV) or None,
+            ssl_context=args.admin_tls,
+            allowed_hosts=args.admin_allow_host,
+        )
         try:
             await server.start()
         except OSError as exc:
@@ -297,13 +363,13 @@ async def _run(
             server = None
             if args.admin is not None:
                 # Asked for explicitly: a service without its API must not start quietly.
-                print(f"pipes run: {problem}", file=sys.stderr)
+                log.say("admin_failed", f"pipes run: {problem}", level="error", error=problem)
                 await store.close()
                 return 1
             # The default address is taken (another daemon, a test): run on without the API.
             structlog.get_logger().error("admin_unavailable", error=problem)
         else:
-            print(f"pipes: admin API on http://{server.host}:{server.port}", file=sys.stderr)
+            log.say("admin_started", f"pipes: admin API on {server.url}", url=server.url)
     loop = asyncio.get_running_loop()
     signals_seen = 0
 
@@ -313,28 +379,43 @@ async def _run(
         if signals_seen > 1:
             # Second signal: leave now. Checkpoints are written atomically, so
             # nothing is corrupt; the uncommitted tail is delivered again next run.
-            print(f"pipes: {signal.Signals(signum).name} again, exiting at once", file=sys.stderr)
+            name = signal.Signals(signum).name
+            log.say("signal_received", f"pipes: {name} again, exiting at once", signal=name, action="exit")
             os._exit(128 + signum)
-        print(f"pipes: {signal.Signals(signum).name}, draining (again to exit at once)", file=sys.stderr)
+        name = signal.Signals(signum).name
+        log.say(
+            "signal_received", f"pipes: {name}, draining (again to exit at once)", signal=name, action="drain"
+        )
         daemon.request_stop()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
     loop.add_signal_handler(signal.SIGHUP, daemon.schedule_reload)
+
+    # The reader of stdout gone (`pipes run ... | head`) ends the run at once, as it
+    # ends a Unix tool: nothing more can be written, so retrying would only make noise.
+    def stdout_closed() -> None:
+        loop.call_soon_threadsafe(daemon.abandon)
+
+    stdout = StdoutGuard(sys.stdout, terminal, on_closed=stdout_closed)
+    sys.stdout = stdout
     started = time.monotonic()
     runner_task = asyncio.create_task(daemon.run())
     watch_task = asyncio.create_task(daemon.watch()) if args.watch else None
     await asyncio.sleep(0)
-    progress = Progress(daemon.runners())
+    progress = Progress(daemon.runners(), terminal)
 
     def follow() -> None:
         progress.runners = daemon.runners()
 
     daemon.on_change = follow
-    progress_task = asyncio.create_task(progress.run()) if not args.no_progress else None
+    # JSON logs are for a collector: a progress line would be the one line that is not JSON.
+    show_progress = not args.no_progress and not log.json
+    progress_task = asyncio.create_task(progress.run()) if show_progress else None
     try:
         await runner_task
     finally:
+        sys.stdout = stdout.original
         for task in (progress_task, watch_task):
             if task is not None:
                 task.cancel()
@@ -349,8 +430,11 @@ async def _run(
         for h in daemon.pipes.values()
         if h.runner is not None
     ]
-    for line in summary_lines(rows):
-        print(line, file=sys.stderr)
+    for line, record in zip(summary_lines(rows), summary_records(rows), strict=True):
+        log.say("pipe_summary", line, **record)
+    if stdout.closed_by_reader:
+        stdout.silence()
+        return EXIT_STDOUT_CLOSED
     return 1 if daemon.failed else 0
 
 
@@ -440,9 +524,9 @@ def cmd_connectors(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from pipes.models import PipeConfig
+    from pipes.schema import pipe_file_schema
 
-    print(orjson.dumps(PipeConfig.model_json_schema(), option=orjson.OPT_INDENT_2).decode())
+    print(orjson.dumps(pipe_file_schema(), option=orjson.OPT_INDENT_2).decode())
     return 0
 
 

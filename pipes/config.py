@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from pipes.connector import ConnectorOptions, Enricher, Source, Target
 from pipes.errors import ConfigError
+from pipes.imports import PIPE_DIR
 from pipes.models import PipeConfig
 from pipes.registry import Registry, Role, RoleClass, UnknownConnector
 from pipes.stages import FilterStage, StageError, TransformStage
@@ -127,13 +128,17 @@ def load_file(
     env: Mapping[str, str] | None = None,
     registry: Registry | None = None,
 ) -> FileResult:
-    """Load one file; never raises for a user's mistake (errors are in the result)."""
+    """Load one file; never raises for a user's mistake (errors are in the result).
+
+    Code the file names (``type: module:Class``, ``function:``) is looked up in
+    the file's folder first (see ``pipes.imports``).
+    """
     name = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return FileResult(name, [], [f"{name}:1:1: cannot read file: {exc}"])
-    return load_text(text, name, env=env, registry=registry)
+    return load_text(text, name, env=env, registry=registry, pipe_dir=Path(path).resolve().parent)
 
 
 def load_text(
@@ -141,21 +146,23 @@ def load_text(
     name: str = "<memory>",
     env: Mapping[str, str] | None = None,
     registry: Registry | None = None,
+    pipe_dir: Path | None = None,
 ) -> FileResult:
+    """Load pipe text; ``pipe_dir`` is the folder searched first for code it names."""
     located = load_located(text, os.environ if env is None else env)
     errors = _Errors(name, located)
     for err in located.errors:
         errors.add_at(err.line, err.column, err.path, err.message)
     if located.errors and located.value is None:
         return FileResult(name, [], errors.lines)
-    return _load_value(located.value, name, located, errors, registry or Registry())
+    return _load_value(located.value, name, located, errors, registry or Registry(), pipe_dir)
 
 
 def load_definition(definition: Mapping[str, Any], registry: Registry | None = None) -> PipeDefinition:
     """One pipe from a dict (embedding, tests); raises ``ConfigError`` listing every problem."""
     located = Located(dict(definition))
     errors = _Errors("<definition>", located)
-    result = _load_value(located.value, "<definition>", located, errors, registry or Registry())
+    result = _load_value(located.value, "<definition>", located, errors, registry or Registry(), None)
     if result.errors or not result.pipes:
         raise ConfigError("\n".join(result.errors) or "no pipe in definition")
     return result.pipes[0]
@@ -166,8 +173,15 @@ class _Errors:
         self.file = file
         self.located = located
         self._found: list[tuple[int, int, str]] = []
+        #: Where reading already failed (a missing ``${VAR}``, a bad scalar): the value
+        #: there is a stand-in, so what validation says about it would only hide the cause.
+        self._unread = [err.path for err in located.errors if err.path]
+        self._hidden = 0
 
     def add(self, path: KeyPath, message: str, suffix: str = "") -> None:
+        if any(path[: len(unread)] == unread for unread in self._unread):
+            self._hidden += 1  # still an error: the pipe must not load
+            return
         line, col = self.located.position(path)
         self.add_at(line, col, path, message, suffix)
 
@@ -178,7 +192,7 @@ class _Errors:
 
     @property
     def count(self) -> int:
-        return len(self._found)
+        return len(self._found) + self._hidden
 
     @property
     def lines(self) -> list[str]:
@@ -200,7 +214,9 @@ def _one_line(message: str) -> str:
     return " ".join(message.split())
 
 
-def _load_value(value: Any, name: str, located: Located, errors: _Errors, registry: Registry) -> FileResult:
+def _load_value(
+    value: Any, name: str, located: Located, errors: _Errors, registry: Registry, pipe_dir: Path | None
+) -> FileResult:
     if value is None:
         errors.add((), "the file is empty: write one pipe, or `pipes:` with a list of pipes")
         return FileResult(name, [], errors.lines)
@@ -221,7 +237,7 @@ def _load_value(value: Any, name: str, located: Located, errors: _Errors, regist
     pipes: list[PipeDefinition] = []
     seen: dict[str, KeyPath] = {}
     for prefix, item in items:
-        definition = _load_pipe(item, prefix, errors, registry)
+        definition = _load_pipe(item, prefix, errors, registry, pipe_dir)
         if definition is None:
             continue
         if definition.name in seen:
@@ -235,7 +251,9 @@ def _load_value(value: Any, name: str, located: Located, errors: _Errors, regist
     return FileResult(name, pipes, [])
 
 
-def _load_pipe(item: Any, prefix: KeyPath, errors: _Errors, registry: Registry) -> PipeDefinition | None:
+def _load_pipe(
+    item: Any, prefix: KeyPath, errors: _Errors, registry: Registry, pipe_dir: Path | None
+) -> PipeDefinition | None:
     if not isinstance(item, dict):
         errors.add(prefix, "a pipe must be a mapping with at least name, source and target")
         return None
@@ -265,7 +283,7 @@ def _load_pipe(item: Any, prefix: KeyPath, errors: _Errors, registry: Registry) 
         if key == "enrichment" and "into" in raw:
             connector_into = raw.pop("into")
         bound[key], keep_into = _bind(
-            spec["type"], role, raw, connector_into, (*prefix, key), errors, registry
+            spec["type"], role, raw, connector_into, (*prefix, key), errors, registry, pipe_dir
         )
         if key == "enrichment" and connector_into is not None and not keep_into:
             into = connector_into if isinstance(connector_into, str) else None
@@ -314,10 +332,11 @@ def _bind(
     path: KeyPath,
     errors: _Errors,
     registry: Registry,
+    pipe_dir: Path | None,
 ) -> tuple[BoundConnector | None, bool]:
     """Resolve and validate one connector use; returns it and whether it takes ``into`` itself."""
     try:
-        cls = registry.resolve(type_name, role)
+        cls = registry.resolve(type_name, role, pipe_dir)
     except UnknownConnector as exc:
         errors.add((*path, "type"), str(exc))
         return None, False
@@ -329,7 +348,7 @@ def _bind(
     if takes_into:
         raw = {**raw, "into": into}
     try:
-        options = model.model_validate(raw)
+        options = model.model_validate(raw, context={PIPE_DIR: pipe_dir})
     except ValidationError as exc:
         for err in exc.errors():
             inner = _clean_loc(err["loc"], raw)

@@ -209,6 +209,16 @@ class Daemon:
             if handle.runner is not None and handle.alive:
                 handle.runner.request_stop()
 
+    def abandon(self) -> None:
+        """Stop every pipe now, without a drain: what was settled is committed, the rest is
+        left for the next run (at least once, nothing lost). For when the output is gone
+        for good (the reader of stdout went away), so that retrying cannot help."""
+        self.drain_timeout_s = 0.0
+        self._stop.set()
+        for handle in self.pipes.values():
+            if handle.runner is not None and handle.alive:
+                handle.runner.abandon()
+
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()

@@ -59,6 +59,15 @@ class FilterConfig(Model):
 class TransformConfig(Model):
     """Exactly one of ``template`` or ``jmespath``."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["template"], "properties": {"template": {"type": "string"}}},
+                {"required": ["jmespath"], "properties": {"jmespath": {"type": "string"}}},
+            ]
+        }
+    )
+
     template: str | None = Field(default=None, description="An AWS input-transformer template.")
     jmespath: str | None = Field(
         default=None, description="A JMESPath projection; its result is the payload."
@@ -96,13 +105,21 @@ class RetryConfig(Model):
     )
 
 
+def _filter_as_a_list(schema: dict[str, Any]) -> None:
+    """The JSON schema of ``filter:`` also takes the list form (a list of patterns)."""
+    patterns = {"anyOf": [{"type": "object"}, {"type": "string"}]}
+    schema["anyOf"].insert(0, {"type": "array", "items": patterns})
+
+
 class PipeConfig(Model):
     name: str = Field(pattern=NAME_PATTERN, max_length=64, description="Unique name of the pipe.")
     description: str = Field(default="", max_length=512)
     state: Literal["RUNNING", "STOPPED"] = Field(default="RUNNING", description="Desired state.")
     source: ConnectorSpec
     filter: FilterConfig | None = Field(
-        default=None, description="A list of event patterns, or {patterns, jmespath}."
+        default=None,
+        description="A list of event patterns, or {patterns, jmespath}.",
+        json_schema_extra=_filter_as_a_list,
     )
     enrichment: ConnectorSpec | None = Field(
         default=None,

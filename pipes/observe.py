@@ -15,29 +15,88 @@ from typing import Any, Protocol
 
 import structlog
 
-__all__ = ["LEVELS", "NullObserver", "PipeLog", "RunnerObserver", "configure_logging"]
+__all__ = ["LEVELS", "LogOutput", "NullObserver", "PipeLog", "RunnerObserver", "configure_logging"]
 
 #: Per-pipe log levels, as AWS Pipes names them, mapped to logging levels.
 LEVELS = {"OFF": logging.CRITICAL + 10, "ERROR": logging.ERROR, "INFO": logging.INFO, "TRACE": 5}
 
+_HANDLER_NAME = "pipes"
 
-def configure_logging(fmt: str = "console", stream: Any = None) -> None:
-    """JSON lines (``json``) or readable console lines; to stderr by default."""
+
+class LogOutput:
+    """Where ``pipes run`` writes; what ``configure_logging`` set up, and how to take it down.
+
+    ``say`` is for what the command itself reports (the admin address, a
+    signal, the summary): a plain line on the console, a structured event
+    with JSON logs, so that every line of JSON output is one JSON object.
+    """
+
+    def __init__(self, fmt: str, stream: Any) -> None:
+        self.json = fmt == "json"
+        self.stream = stream
+
+    def say(self, event: str, text: str, level: str = "info", **fields: Any) -> None:
+        if self.json:
+            getattr(structlog.get_logger(), level)(event, **fields)
+        else:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        """Detach the standard-library handler and warning capture set up by ``configure_logging``."""
+        _remove_handler()
+        logging.captureWarnings(False)
+
+
+def configure_logging(fmt: str = "console", stream: Any = None) -> LogOutput:
+    """JSON lines (``json``) or readable console lines; to stderr by default.
+
+    Records of the standard ``logging`` module (aiokafka's connection errors,
+    asyncio's complaints) and Python warnings are rendered by the same
+    processors as our own events, through structlog's ``ProcessorFormatter``:
+    with ``json`` every line is one JSON object, whoever logged it. The root
+    logger's level is left as it is (WARNING unless the embedding program chose).
+    """
+    out = stream or sys.stderr
     renderer: Any
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer()
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=False)
+    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            timestamper,
             structlog.processors.format_exc_info,
             renderer,
         ],
-        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
+    handler = logging.StreamHandler(out)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name, timestamper],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    _remove_handler()
+    logging.getLogger().addHandler(handler)
+    logging.captureWarnings(True)
+    return LogOutput(fmt, out)
+
+
+def _remove_handler() -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if handler.get_name() == _HANDLER_NAME:
+            root.removeHandler(handler)
 
 
 class PipeLog:

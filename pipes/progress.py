@@ -6,11 +6,12 @@ import asyncio
 import sys
 import time
 from collections.abc import Iterable
-from typing import TextIO
+from typing import Any
 
 from pipes.runner import PipeRunner
+from pipes.terminal import TerminalLines
 
-__all__ = ["Progress", "summary_lines"]
+__all__ = ["Progress", "summary_lines", "summary_records"]
 
 
 def _line(runner: PipeRunner, rate: float) -> str:
@@ -24,18 +25,24 @@ def _line(runner: PipeRunner, rate: float) -> str:
 
 
 class Progress:
-    """Rewrites one line per pipe in place, twice a second, while a run lasts."""
+    """Redraws one line per pipe, twice a second, in the live block of a terminal.
 
-    def __init__(self, runners: Iterable[PipeRunner], stream: TextIO | None = None, interval_s: float = 0.5):
+    The block is drawn by ``TerminalLines``, which keeps it below the log lines
+    written meanwhile; when the run ends, the block is removed (the summary
+    says the same, for good).
+    """
+
+    def __init__(
+        self, runners: Iterable[PipeRunner], terminal: TerminalLines | None = None, interval_s: float = 0.5
+    ) -> None:
         self.runners = list(runners)
-        self.stream = stream or sys.stderr
+        self.terminal = terminal or TerminalLines(sys.stderr)
         self.interval_s = interval_s
         self._last: dict[str, tuple[float, int]] = {}
-        self._drawn = 0
 
     @property
     def enabled(self) -> bool:
-        return self.stream.isatty()
+        return self.terminal.live
 
     async def run(self) -> None:
         if not self.enabled:
@@ -45,9 +52,9 @@ class Progress:
                 self.draw()
                 await asyncio.sleep(self.interval_s)
         finally:
-            self.draw()
+            self.terminal.show([])
 
-    def draw(self) -> None:
+    def lines(self) -> list[str]:
         now = time.monotonic()
         lines = []
         for runner in self.runners:
@@ -56,26 +63,44 @@ class Progress:
             rate = (runner.stats.received - before[1]) / elapsed if elapsed > 0 else 0.0
             self._last[runner.name] = (now, runner.stats.received)
             lines.append(_line(runner, rate))
-        if self._drawn:
-            self.stream.write(f"\x1b[{self._drawn}F")
-        for line in lines:
-            self.stream.write("\x1b[2K" + line + "\n")
-        self._drawn = len(lines)
-        self.stream.flush()
+        return lines
+
+    def draw(self) -> None:
+        self.terminal.show(self.lines())
+
+
+def summary_records(runners: Iterable[tuple[PipeRunner, float, str | None]]) -> list[dict[str, Any]]:
+    """Per pipe: its final state and counters, the time it ran and its rate, and its error if it failed."""
+    out = []
+    for runner, seconds, error in runners:
+        s = runner.stats
+        out.append(
+            {
+                "pipe": runner.name,
+                "state": runner.state,
+                "received": s.received,
+                "filtered": s.filtered,
+                "delivered": s.delivered,
+                "dead_lettered": s.dead_lettered,
+                "failed_attempts": s.failed,
+                "seconds": seconds,
+                "events_per_second": s.received / seconds if seconds > 0 else 0.0,
+                "error": error,
+            }
+        )
+    return out
 
 
 def summary_lines(runners: Iterable[tuple[PipeRunner, float, str | None]]) -> list[str]:
     """One line per pipe: counts, rate over the whole run, and its error if it failed."""
     out = []
-    for runner, seconds, error in runners:
-        s = runner.stats
-        rate = s.received / seconds if seconds > 0 else 0.0
+    for r in summary_records(runners):
         line = (
-            f"{runner.name}: {runner.state.lower()}; received {s.received:,}, filtered {s.filtered:,}, "
-            f"delivered {s.delivered:,}, dead-lettered {s.dead_lettered:,}, failed attempts {s.failed:,} "
-            f"in {seconds:.1f}s ({rate:,.0f} events/s)"
+            f"{r['pipe']}: {r['state'].lower()}; received {r['received']:,}, filtered {r['filtered']:,}, "
+            f"delivered {r['delivered']:,}, dead-lettered {r['dead_lettered']:,}, "
+            f"failed attempts {r['failed_attempts']:,} in {r['seconds']:.1f}s ({r['events_per_second']:,.0f} events/s)"
         )
-        if error:
-            line += f"; error: {error}"
+        if r["error"]:
+            line += f"; error: {r['error']}"
         out.append(line)
     return out

@@ -2,19 +2,21 @@
 
 Built-in connectors register through the ``pipes.connectors`` entry-point
 group exactly as a third-party package would, so there is one way in. A type
-written ``package.module:Name`` is imported directly: ``Name`` may be a
+written ``package.module:Name`` is imported directly (by the rule of
+``pipes.imports``: the pipe file's folder first): ``Name`` may be a
 ``Connector`` or a Source / Target / Enricher class.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 from typing import Literal
 
 from pipes.connector import Connector, Enricher, Source, Target
+from pipes.imports import ImportFailed, import_object
 
 __all__ = ["ENTRY_POINT_GROUP", "Registry", "Role", "UnknownConnector"]
 
@@ -77,10 +79,13 @@ class Registry:
                 rows.append(Listing(name, None, f"{type(exc).__name__}: {exc}"))
         return rows
 
-    def resolve(self, type_name: str, role: Role) -> RoleClass:
-        """The class playing ``role`` for ``type_name``; ``UnknownConnector`` if none."""
+    def resolve(self, type_name: str, role: Role, pipe_dir: Path | None = None) -> RoleClass:
+        """The class playing ``role`` for ``type_name``; ``UnknownConnector`` if none.
+
+        ``pipe_dir``: the folder of the pipe file, searched first for a ``module:Class``.
+        """
         if ":" in type_name:
-            obj = _import_object(type_name)
+            obj = _import_object(type_name, pipe_dir)
             if isinstance(obj, Connector):
                 return _role_of(obj, role, type_name)
             base = _BASES[role]
@@ -104,18 +109,11 @@ def _role_of(connector: Connector, role: Role, type_name: str) -> RoleClass:
     return cls
 
 
-def _import_object(spec: str) -> object:
+def _import_object(spec: str, pipe_dir: Path | None) -> object:
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise UnknownConnector(f"invalid type {spec!r}: use package.module:Name")
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UnknownConnector(f"cannot import {module_name!r} for type {spec!r}: {exc}") from exc
-    obj: object = module
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise UnknownConnector(f"module {module_name!r} has no {attr!r}") from None
-    return obj
+        return import_object(spec, pipe_dir)
+    except ImportFailed as exc:
+        raise UnknownConnector(f"cannot import {spec!r}: {exc}") from exc

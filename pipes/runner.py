@@ -192,6 +192,11 @@ class PipeRunner:
         if self.stop.request():
             self._set_lifecycle(PipeState.STOPPING)
 
+    def abandon(self) -> None:
+        """Stop now, without a drain: what settled is committed, the rest is left for the next run."""
+        self.stop.abandon()
+        self._set_lifecycle(PipeState.STOPPING)
+
     def _set_lifecycle(self, state: PipeState) -> None:
         now = self.clock.monotonic()
         if state is PipeState.RUNNING and self._running_since is None:
@@ -453,7 +458,7 @@ class PipeRunner:
             while not all_done.done():
                 if self.stop.is_set:
                     await asyncio.wait({all_done}, timeout=self.stop.remaining())
-                    if not all_done.done():
+                    if not all_done.done() and not self.stop.abandoned:
                         self.log.error("drain_timeout", abandoned=self.gate.in_flight)
                     break
                 # A finished --once run, or a stop requested while we wait: keep watching.

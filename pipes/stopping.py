@@ -22,6 +22,8 @@ class StopControl:
         self.drain_timeout_s = drain_timeout_s
         self.requested = asyncio.Event()
         self.deadline: float | None = None
+        #: Stopped on purpose without a drain (``abandon``): unfinished work is expected.
+        self.abandoned = False
 
     @property
     def is_set(self) -> bool:
@@ -38,6 +40,7 @@ class StopControl:
     def abandon(self) -> None:
         """Stop now: the deadline is already past, in-flight work is left uncommitted."""
         self.deadline = self.clock.monotonic()
+        self.abandoned = True
         self.requested.set()
 
     def past_deadline(self) -> bool:

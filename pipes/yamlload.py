@@ -5,6 +5,12 @@ Validation errors must say ``FILE:LINE:COL``; pydantic only knows paths like
 map from each path to the position of its node. ``${VAR}`` and
 ``${VAR:-default}`` are interpolated in scalar strings here, where the
 position is still known; ``$${`` writes a literal ``${``.
+
+Aliases are references in PyYAML's node tree but become copies here, so a few
+hundred bytes of nested aliases (a "billion laughs") would expand into billions
+of values. What aliases add is counted on the node tree first, in linear time,
+and a file whose aliases would add more than ``MAX_ALIAS_VALUES`` values is
+refused with the position of the alias that crossed the limit.
 """
 
 from __future__ import annotations
@@ -16,9 +22,12 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Located", "YamlError", "load_located"]
+__all__ = ["MAX_ALIAS_VALUES", "Located", "YamlError", "load_located"]
 
 type Path = tuple[str | int, ...]
+
+#: Most values that aliases may add to a file (a real pipe file adds a few hundred).
+MAX_ALIAS_VALUES = 100_000
 
 _VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-((?:[^}])*))?\}")
 
@@ -52,18 +61,94 @@ class Located:
 
 def load_located(text: str, env: Mapping[str, str]) -> Located:
     """Parse ``text``; syntax errors come back in ``errors`` rather than raising."""
+    composer = _Composer(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = composer.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or str(exc)
         return Located(None, errors=[YamlError(line, col, (), f"YAML syntax error: {problem}")])
+    finally:
+        composer.dispose()
     result = Located(None)
     if node is None:
         return result
+    too_many = _alias_overflow(composer.aliases)
+    if too_many is not None:
+        result.errors.append(
+            YamlError(
+                too_many.line + 1,
+                too_many.column + 1,
+                (),
+                f"YAML: aliases expand this file to more than {MAX_ALIAS_VALUES:,} values "
+                "(nested aliases?); write the values out instead",
+            )
+        )
+        return result
     result.value = _build(node, (), result, env, yaml.SafeLoader(""))
     return result
+
+
+class _Composer(yaml.SafeLoader):
+    """PyYAML's composer, noting each alias with the position where it is written.
+
+    A composed alias is the anchored node itself, so its own position is lost
+    unless it is taken from the event here.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.aliases: list[tuple[yaml.Node, yaml.Mark]] = []
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            node: yaml.Node | None = super().compose_node(parent, index)
+            if node is not None:
+                self.aliases.append((node, mark))
+            return node
+        return super().compose_node(parent, index)
+
+
+def _alias_overflow(aliases: list[tuple[yaml.Node, yaml.Mark]]) -> yaml.Mark | None:
+    """Where, in file order, the values added by aliases pass ``MAX_ALIAS_VALUES``; None if never.
+
+    Each alias adds a copy of its node with everything below it, aliases
+    included; sizes are computed once per node, so this is linear in the file.
+    """
+    sizes: dict[int, int] = {}
+    added = 0
+    for node, mark in aliases:
+        added += _expanded_size(node, sizes, set())
+        if added > MAX_ALIAS_VALUES:
+            return mark
+    return None
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], inside: set[int]) -> int:
+    """Values ``node`` becomes once every alias below it is copied (a recursive alias counts once)."""
+    key = id(node)
+    known = sizes.get(key)
+    if known is not None:
+        return known
+    if key in inside:  # recursive: reported as an error while building
+        return 1
+    size = 1
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+        inside.add(key)
+        children: list[yaml.Node] = (
+            [part for pair in node.value for part in pair]
+            if isinstance(node, yaml.MappingNode)
+            else list(node.value)
+        )
+        for child in children:
+            size += _expanded_size(child, sizes, inside)
+            if size > MAX_ALIAS_VALUES:
+                break  # enough to know; keeps the numbers small
+        inside.discard(key)
+    sizes[key] = size
+    return size
 
 
 def _build(

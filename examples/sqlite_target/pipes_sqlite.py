@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import Field
 
@@ -21,7 +22,7 @@ from pipes.events import Event, Outcome
 
 
 class SqliteOptions(ConnectorOptions):
-    path: str = Field(description="SQLite database file; created if missing.")
+    path: str = Field(description="SQLite database file; created, with its folder, if missing.")
     table: str = Field(default="events", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Table name.")
 
 
@@ -37,12 +38,13 @@ class SqliteTarget(Target):
 
     async def start(self, context: ConnectorContext) -> None:
         try:
+            Path(self.options.path).parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.options.path)
             self.db.execute(
                 f"CREATE TABLE IF NOT EXISTS {self.options.table} "
                 "(partition TEXT, position TEXT, payload TEXT, PRIMARY KEY (partition, position))"
             )
-        except sqlite3.OperationalError as exc:
+        except (OSError, sqlite3.OperationalError) as exc:
             raise RetryableError(f"sqlite: cannot open {self.options.path}: {exc}") from exc
 
     async def write(self, events: Sequence[Event]) -> Sequence[Outcome]:

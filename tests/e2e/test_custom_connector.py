@@ -33,7 +33,10 @@ def rows(db: Path) -> list[tuple[str, str]]:
 
 
 def test_by_module_path_through_the_cli(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(EXAMPLE), "SQLITE_PATH": str(tmp_path / "orders.db")}
+    env = {
+        **os.environ,
+        "SQLITE_PATH": str(tmp_path / "orders.db"),
+    }  # pipes_sqlite.py is found beside the pipe
     done = subprocess.run(
         [PIPES, "run", "--once", "--state-dir", str(tmp_path / "state"), str(EXAMPLE / "pipe.yaml")],
         env=env,
@@ -64,3 +67,32 @@ async def test_through_an_entry_point(tmp_path: Path, monkeypatch: pytest.Monkey
     await runner.run()
     assert len(rows(tmp_path / "ep.db")) == EXPECTED
     assert "sqlite" in [row.name for row in registry.listing()]
+
+
+def test_the_example_writes_its_database_into_a_folder_git_ignores(tmp_path: Path) -> None:
+    # Run as the docs show it, from a checkout: nothing may be left among the tracked files.
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / ".gitignore").write_text((ROOT / ".gitignore").read_text())
+    subprocess.run(["git", "init", "-q", str(checkout)], check=True)
+    env = dict(os.environ)
+    env.pop("SQLITE_PATH", None)
+    done = subprocess.run(
+        [PIPES, "run", "--once", str(EXAMPLE / "pipe.yaml")],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    untracked = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
+    assert [line for line in untracked if line and not line.endswith(".gitignore")] == []
+    assert len(rows(checkout / "out" / "orders.db")) == EXPECTED

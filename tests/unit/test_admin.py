@@ -16,7 +16,7 @@ from helpers import wait_until
 
 from connectors.memory import HUB
 from pipes.admin import AdminServer, make_app, parse_admin
-from pipes.admin_client import control, reload, status
+from pipes.admin_client import control, format_table, reload, status
 from pipes.checkpoints import MemoryCheckpointStore
 from pipes.config import load_paths
 from pipes.daemon import Daemon
@@ -54,7 +54,8 @@ async def client(daemon: Daemon) -> AsyncIterator[TestClient[Any, Any]]:
         yield c
 
 
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+JSON = {"Content-Type": "application/json"}  # what a request that changes something must say
+AUTH = {"Authorization": f"Bearer {TOKEN}", **JSON}
 
 
 async def test_token_is_required_everywhere_but_healthz(client: TestClient[Any, Any]) -> None:
@@ -69,7 +70,7 @@ async def test_token_is_required_everywhere_but_healthz(client: TestClient[Any, 
         allowed = await client.get(path, headers=AUTH)
         assert allowed.status == 200, path
     for path in ("/pipes/alpha/stop", "/pipes/alpha/start"):
-        assert (await client.post(path)).status == 401
+        assert (await client.post(path, headers=JSON)).status == 401
 
 
 async def test_without_a_token_every_endpoint_is_open(daemon: Daemon) -> None:
@@ -161,6 +162,9 @@ async def test_openapi_document_lists_every_route(daemon: Daemon, client: TestCl
     for path, item in doc["paths"].items():
         for operation in item.values():
             assert operation["responses"], path
+            assert "403" in operation["responses"], path  # Host and Origin are checked everywhere
+            if operation is item.get("post"):
+                assert "415" in operation["responses"], path
             if "{name}" in path:
                 assert operation["parameters"][0]["name"] == "name"
     # Every $ref points at a schema that exists.
@@ -193,6 +197,8 @@ async def test_cli_clients_against_a_served_daemon(
             "STATE",
             "DESIRED",
             "RECEIVED",
+            "FILTERED",
+            "DROPPED",
             "DELIVERED",
             "FAILED",
             "LAST",
@@ -219,7 +225,7 @@ async def test_reload_applies_new_files_and_reports_invalid_ones(
     daemon: Daemon, client: TestClient[Any, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     alpha = daemon.pipes["alpha"].runner
-    assert (await client.post("/reload")).status == 401
+    assert (await client.post("/reload", headers=JSON)).status == 401
     (tmp_path / "c.yaml").write_text(
         f"name: gamma\nsource: {{type: memory, channel: gamma-in-{daemon.tag}}}\n"  # type: ignore[attr-defined]
         f"target: {{type: memory, channel: gamma-out-{daemon.tag}}}\n"  # type: ignore[attr-defined]
@@ -250,3 +256,12 @@ async def test_reload_applies_new_files_and_reports_invalid_ones(
         await server.stop()
     HUB.drop(f"gamma-in-{daemon.tag}")  # type: ignore[attr-defined]
     HUB.drop(f"gamma-out-{daemon.tag}")  # type: ignore[attr-defined]
+
+
+def test_status_shows_what_was_filtered_and_dropped_beside_received_and_delivered() -> None:
+    counters = {"received": 441, "filtered": 200, "dropped": 38, "delivered": 203, "failed": 0}
+    pipe = {"name": "orders", "state": "RUNNING", "desired_state": "RUNNING", "counters": counters}
+    assert format_table([pipe]) == [
+        "NAME    STATE    DESIRED  RECEIVED  FILTERED  DROPPED  DELIVERED  FAILED  LAST ERROR",
+        "orders  RUNNING  RUNNING       441       200       38        203       0",
+    ]

@@ -180,3 +180,39 @@ def test_every_example_config_validates(path: Path) -> None:
     result = load_file(path, env={})
     assert result.errors == []
     assert result.pipes
+
+
+def test_a_missing_variable_is_the_only_error_at_its_key() -> None:
+    text = VALID.replace("  channel: in\n", "  channel: in\n  native_commit: ${NATIVE}\n")
+    assert errors_of(text + "concurrency: ${WORKERS}\n") == [
+        "pipe.yaml:5:18: source.native_commit: environment variable NATIVE is not set "
+        "(write ${NATIVE:-default} to give a default)",
+        "pipe.yaml:9:14: concurrency: environment variable WORKERS is not set "
+        "(write ${WORKERS:-default} to give a default)",
+    ]
+
+
+def nested_aliases(levels: int) -> str:
+    """A few hundred bytes that expand to 9**(levels + 1) values (a "billion laughs")."""
+    lines = ['x0: &x0 ["l","l","l","l","l","l","l","l","l"]']
+    for level in range(1, levels + 1):
+        lines.append(f"x{level}: &x{level} [{','.join([f'*x{level - 1}'] * 9)}]")
+    return VALID + "\n".join(lines) + "\n"
+
+
+def test_aliases_that_expand_too_far_are_a_located_error() -> None:
+    text = nested_aliases(5)  # 531,441 values from 350 bytes
+    assert len(text.encode()) < 400
+    assert errors_of(text) == [
+        "pipe.yaml:13:10: YAML: aliases expand this file to more than 100,000 values "
+        "(nested aliases?); write the values out instead"
+    ]
+
+
+def test_aliases_within_the_limit_load() -> None:
+    text = VALID.replace(
+        "source:\n  type: memory\n  channel: in", "source: &both\n  type: memory\n  channel: in"
+    )
+    text = text.replace("target:\n  type: memory\n  channel: out", "target: *both")
+    [pipe] = load_text(text, "pipe.yaml", env={}).pipes
+    assert pipe.target.options.channel == "in"  # type: ignore[attr-defined]

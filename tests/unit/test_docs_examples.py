@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import pytest
+from helpers import documented_pipes
 
 from pipes.config import load_text
 
-ROOT = Path(__file__).resolve().parents[2]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
-BLOCK = re.compile(r"```yaml\n(.*?)```", re.S)
 # Examples that need something beyond this repository to load.
 NEEDS_USER_CODE = ("function: handlers:",)
-SCHEMATIC = "{type: kafka, ...}"
 
 
 def examples() -> list[tuple[str, str]]:
-    found = []
-    for doc in DOCS:
-        for index, block in enumerate(BLOCK.findall(doc.read_text())):
-            if not re.search(r"^(- )?name:|^\s+- name:", block, re.M) or "source:" not in block:
-                continue  # a fragment, not a whole pipe
-            if SCHEMATIC in block or any(marker in block for marker in NEEDS_USER_CODE):
-                continue
-            found.append((f"{doc.relative_to(ROOT)}#{index}", block))
-    return found
+    return [
+        (where, block)
+        for where, block in documented_pipes()
+        if not any(marker in block for marker in NEEDS_USER_CODE)
+    ]
 
 
 @pytest.mark.parametrize(("where", "text"), examples(), ids=[w for w, _ in examples()])

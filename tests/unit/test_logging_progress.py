@@ -6,19 +6,22 @@ import io
 import json
 from collections.abc import Iterator
 
+import pyte
 import pytest
 import structlog
 
 from pipes.observe import configure_logging
 from pipes.progress import Progress, summary_lines
+from pipes.terminal import TerminalLines
 from pipes.testing import channel, make_runner
 
 
 @pytest.fixture
 def log_lines() -> Iterator[io.StringIO]:
     stream = io.StringIO()
-    configure_logging("json", stream=stream)
+    output = configure_logging("json", stream=stream)
     yield stream
+    output.close()
     structlog.reset_defaults()
 
 
@@ -65,19 +68,51 @@ class Terminal(io.StringIO):
         return True
 
 
+def screen_of(text: str, rows: int = 40) -> list[str]:
+    """What a terminal shows after ``text`` (a terminal turns each newline into CR LF)."""
+    screen = pyte.Screen(100, rows)
+    pyte.Stream(screen).feed(text.replace("\n", "\r\n"))
+    return [line.rstrip() for line in screen.display if line.strip()]
+
+
 async def test_progress_draws_a_line_per_pipe_on_a_terminal_only(channels: dict[str, str]) -> None:
     channel(channels["in"]).put(1, 2, 3)
     runner = make_runner(definition(channels, "OFF"))
     await runner.run()
     screen = Terminal()
-    progress = Progress([runner], stream=screen)
+    progress = Progress([runner], TerminalLines(screen))
     progress.draw()
     progress.draw()
-    text = screen.getvalue()
-    assert "log-off [STOPPED] in 3, filtered 1, delivered 2" in text
-    assert "\x1b[1F" in text  # the second draw rewrote the line in place
-    plain = io.StringIO()
-    assert not Progress([runner], stream=plain).enabled
+    assert screen_of(screen.getvalue()) == ["log-off [STOPPED] in 3, filtered 1, delivered 2, 0/s"]
+    assert not Progress([runner], TerminalLines(io.StringIO())).enabled
+
+
+async def test_log_lines_go_above_the_progress_block_and_stay(channels: dict[str, str]) -> None:
+    channel(channels["in"]).put(1, 2, 3)
+    runner = make_runner(definition(channels, "OFF"))
+    await runner.run()
+    screen = Terminal()
+    terminal = TerminalLines(screen)
+    progress = Progress([runner, runner], terminal)
+    progress.draw()
+    for n in range(5):
+        terminal.write(f"log line {n}\n")
+        progress.draw()
+    terminal.write("a line written ")  # in two parts, as print() does
+    terminal.write("in two parts\n")
+    shown = screen_of(screen.getvalue())
+    assert shown[:6] == [*(f"log line {n}" for n in range(5)), "a line written in two parts"]
+    assert shown[6:] == ["log-off [STOPPED] in 3, filtered 1, delivered 2, 0/s"] * 2
+    terminal.close()
+    assert screen_of(screen.getvalue())[6:] == []  # the block is gone at the end, no stale copies
+
+
+def test_the_block_fits_the_terminal_width() -> None:
+    screen = Terminal()
+    terminal = TerminalLines(screen)
+    terminal.show(["x" * 300])
+    terminal.write("after\n")
+    assert screen_of(screen.getvalue()) == ["after", "x" * 79]
 
 
 async def test_summary_line(channels: dict[str, str]) -> None:
