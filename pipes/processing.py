@@ -18,7 +18,7 @@ from typing import Any
 
 from pipes.checkpoints import Batch, SettledTracker
 from pipes.clock import Clock, iso_utc
-from pipes.errors import FatalError, PipeFailed
+from pipes.errors import FatalError, PipeFailed, RetryableError
 from pipes.events import Event
 from pipes.observe import PipeLog, RunnerObserver
 from pipes.pipeline import Failure, Pipeline, Stage, Tally, retry_after
@@ -305,7 +305,8 @@ class BatchProcessor:
             try:
                 outcomes = await self.dead_letter.write(pending)
                 if len(outcomes) != len(pending):
-                    raise PipeFailed(
+                    # A broken answer, not a refusal of these events: the write is tried again.
+                    raise RetryableError(
                         f"dead letter returned {len(outcomes)} outcomes for {len(pending)} events"
                     )
             except Exception as exc:
