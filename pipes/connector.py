@@ -91,6 +91,9 @@ class SourceContext(ConnectorContext):
     #: the runner finishes or abandons in-flight work of those partitions within a
     #: bound, commits what was settled, and forgets them. Returns when that is done.
     revoke: Callable[[Collection[str]], Awaitable[None]] = _no_revoke
+    #: The pipe's in-flight bound: the runner never holds more events than this, so a
+    #: source need not buffer (or let its callers queue) more.
+    max_in_flight: int = 1000
 
 
 class Source(ABC):
@@ -148,6 +151,13 @@ class Source(ABC):
         frozen; this tells the runner (None: cannot tell). Cheap, no I/O.
         """
         return None
+
+    def dead_lettered(self, partition: str, position: Position) -> None:  # noqa: B027 - optional hook
+        """The event at ``position`` went to the dead letter (called before the commit that covers it).
+
+        For a source that answers its sender per event (a webhook: 202 rather
+        than 200). Cheap, no I/O.
+        """
 
     def pause(self, partitions: Collection[str]) -> None:  # noqa: B027 - optional hook
         """Stop fetching these partitions until ``resume`` (a retrying event holds them up).

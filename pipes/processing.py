@@ -19,7 +19,7 @@ from typing import Any
 from pipes.checkpoints import Batch, SettledTracker
 from pipes.clock import Clock, iso_utc
 from pipes.errors import FatalError, PipeFailed, RetryableError
-from pipes.events import Event
+from pipes.events import Event, Position
 from pipes.observe import PipeLog, RunnerObserver
 from pipes.pipeline import Failure, Pipeline, Stage, Tally, retry_after
 from pipes.retry import RetryPolicy, dead_letter_record
@@ -60,6 +60,7 @@ class BatchProcessor:
         once: bool,
         on_fatal: Callable[[PipeFailed], None],
         busy: dict[str, float],
+        on_dead_lettered: Callable[[str, Position], None] | None = None,
     ) -> None:
         self.pipe = pipe
         self.pipeline = pipeline
@@ -78,6 +79,7 @@ class BatchProcessor:
         #: Parts of the pipe waiting on another system right now, since when (monotonic).
         self.busy = busy
         self._variables = variables
+        self.on_dead_lettered = on_dead_lettered
         #: Partitions with a batch in retries right now (their lanes may pause the source).
         self.retrying: set[str] = set()
 
@@ -315,6 +317,10 @@ class BatchProcessor:
                 self.busy.pop("dead_letter", None)
             still = [event for event, outcome in zip(pending, outcomes, strict=True) if outcome is not None]
             written = len(pending) - len(still)
+            if written and self.on_dead_lettered is not None:
+                for event, outcome in zip(pending, outcomes, strict=True):
+                    if outcome is None:
+                        self.on_dead_lettered(event.partition, event.position)
             if written:
                 self.tracker.settle(batch, written)
                 self.stats.dead_lettered += written

@@ -130,6 +130,7 @@ class PipeRunner:
             once=once,
             on_fatal=self._fail,
             busy=self._busy,
+            on_dead_lettered=self.source.dead_lettered,
         )
         self.committer = Committer(
             pipe=self.name,
@@ -297,6 +298,7 @@ class PipeRunner:
             checkpoint=dict(checkpoint),
             once=self.once,
             revoke=self._revoke,
+            max_in_flight=self.config.in_flight_bound,
         )
 
     async def _stop_connectors(self) -> None:
