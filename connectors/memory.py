@@ -20,6 +20,8 @@ from typing import Any
 
 from pydantic import Field
 
+from pipes.aio import first
+from pipes.clock import Clock, SystemClock
 from pipes.connector import (
     Connector,
     ConnectorContext,
@@ -106,6 +108,7 @@ class MemorySource(Source):
         self.tracks_position = options.native_commit  # type: ignore[misc]
         self.once = False
         self.paused: set[str] = set()
+        self.clock: Clock = SystemClock()
 
     async def start(self, context: SourceContext) -> None:
         start_at: Mapping[str, Position] = (
@@ -113,6 +116,7 @@ class MemorySource(Source):
         )
         self.next_index = {p: int(pos) + 1 for p, pos in start_at.items()}
         self.once = context.once
+        self.clock = context.clock
 
     def _unread(self, readable_only: bool = False) -> int:
         # Never negative per partition: one checkpointed past its end must not hide the others.
@@ -128,9 +132,8 @@ class MemorySource(Source):
             if self.once and self._unread() <= 0:
                 return []  # --once: the end is known, nothing to wait for
             grew.clear()  # wait for more, or for a paused partition to resume
-            try:
-                await asyncio.wait_for(grew.wait(), timeout_s)
-            except TimeoutError:
+            await first(grew.wait(), self.clock.sleep(timeout_s))
+            if not grew.is_set():
                 return []
         out: list[Event] = []
         for partition, items in self.channel.partitions.items():

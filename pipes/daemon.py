@@ -35,12 +35,21 @@ from pipes.observe import PipeLog
 from pipes.runner import PipeRunner
 from pipes.status import PipeState, PipeStats
 
-__all__ = ["DESIRED_STATES", "Daemon", "PipeHandle", "ReloadReport", "UnknownPipe"]
+__all__ = ["DESIRED_STATES", "Daemon", "PipeHandle", "PipeTotals", "ReloadReport", "UnknownPipe"]
 
 RUNNING, STOPPED = PipeState.RUNNING, PipeState.STOPPED
 DESIRED_STATES = (RUNNING, STOPPED)
 
 type Loader = Callable[[Sequence[str]], list[FileResult]]
+
+
+@dataclass(frozen=True)
+class PipeTotals:
+    """A pipe over every run it had in this process: what the progress line and the summary show."""
+
+    name: str
+    state: str
+    stats: PipeStats
 
 
 class UnknownPipe(LookupError):
@@ -99,6 +108,9 @@ class PipeHandle:
 
     def counters(self) -> dict[str, Any]:
         return self.stats().as_dict()
+
+    def totals(self) -> PipeTotals:
+        return PipeTotals(self.name, str(self.state), self.stats())
 
     def running_s(self) -> float:
         """Seconds this pipe has run in this process, over every run (what its rate divides by)."""

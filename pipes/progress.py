@@ -5,16 +5,29 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
-from pipes.runner import PipeRunner
+from pipes.status import PipeStats
 from pipes.terminal import TerminalLines
 
-__all__ = ["Progress", "summary_lines", "summary_records"]
+__all__ = ["PipeView", "Progress", "summary_lines", "summary_records"]
 
 
-def _line(runner: PipeRunner, rate: float) -> str:
+class PipeView(Protocol):
+    """What the progress line and the summary read of a pipe (a runner, or a daemon's totals)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def stats(self) -> PipeStats: ...
+
+
+def _line(runner: PipeView, rate: float) -> str:
     s = runner.stats
     failed = f", failed {s.failed}" if s.failed else ""
     dead = f", dead-lettered {s.dead_lettered}" if s.dead_lettered else ""
@@ -33,9 +46,13 @@ class Progress:
     """
 
     def __init__(
-        self, runners: Iterable[PipeRunner], terminal: TerminalLines | None = None, interval_s: float = 0.5
+        self,
+        runners: Iterable[PipeView] | Callable[[], Iterable[PipeView]],
+        terminal: TerminalLines | None = None,
+        interval_s: float = 0.5,
     ) -> None:
-        self.runners = list(runners)
+        #: The pipes to show, or a function giving them each time (a daemon's set changes).
+        self.runners = runners if callable(runners) else list(runners)
         self.terminal = terminal or TerminalLines(sys.stderr)
         self.interval_s = interval_s
         self._last: dict[str, tuple[float, int]] = {}
@@ -57,7 +74,8 @@ class Progress:
     def lines(self) -> list[str]:
         now = time.monotonic()
         lines = []
-        for runner in self.runners:
+        runners = self.runners() if callable(self.runners) else self.runners
+        for runner in runners:
             before = self._last.get(runner.name, (now, runner.stats.received))
             elapsed = now - before[0]
             rate = (runner.stats.received - before[1]) / elapsed if elapsed > 0 else 0.0
@@ -69,8 +87,16 @@ class Progress:
         self.terminal.show(self.lines())
 
 
-def summary_records(runners: Iterable[tuple[PipeRunner, float, str | None]]) -> list[dict[str, Any]]:
-    """Per pipe: its final state and counters, the time it ran and its rate, and its error if it failed."""
+type SummaryRow = tuple[PipeView, float, str | None]
+"""A pipe, the seconds it ran (its rate divides by these), and its error if it failed."""
+
+
+def summary_records(runners: Iterable[SummaryRow]) -> list[dict[str, Any]]:
+    """Per pipe: its final state and counters, the time it ran and its rate, and its error if it failed.
+
+    A pipe that never ran (it could not connect, or was stopped first) says so:
+    ``started`` is false, and its counters are all zero by construction.
+    """
     out = []
     for runner, seconds, error in runners:
         s = runner.stats
@@ -78,8 +104,10 @@ def summary_records(runners: Iterable[tuple[PipeRunner, float, str | None]]) -> 
             {
                 "pipe": runner.name,
                 "state": runner.state,
+                "started": seconds > 0 or s.received > 0,
                 "received": s.received,
                 "filtered": s.filtered,
+                "dropped": s.dropped,
                 "delivered": s.delivered,
                 "dead_lettered": s.dead_lettered,
                 "failed_attempts": s.failed,
@@ -91,13 +119,18 @@ def summary_records(runners: Iterable[tuple[PipeRunner, float, str | None]]) -> 
     return out
 
 
-def summary_lines(runners: Iterable[tuple[PipeRunner, float, str | None]]) -> list[str]:
-    """One line per pipe: counts, rate over the whole run, and its error if it failed."""
+def summary_lines(runners: Iterable[SummaryRow]) -> list[str]:
+    """One line per pipe: counts, rate over the time it ran, and its error if it failed."""
     out = []
     for r in summary_records(runners):
+        if not r["started"]:
+            why = r["error"] or "stopped before it could connect"
+            out.append(f"{r['pipe']}: never started; {why}")
+            continue
+        dropped = f"dropped {r['dropped']:,}, " if r["dropped"] else ""
         line = (
             f"{r['pipe']}: {r['state'].lower()}; received {r['received']:,}, filtered {r['filtered']:,}, "
-            f"delivered {r['delivered']:,}, dead-lettered {r['dead_lettered']:,}, "
+            f"{dropped}delivered {r['delivered']:,}, dead-lettered {r['dead_lettered']:,}, "
             f"failed attempts {r['failed_attempts']:,} in {r['seconds']:.1f}s ({r['events_per_second']:,.0f} events/s)"
         )
         if r["error"]:

@@ -509,6 +509,8 @@ class PipeRunner:
             for part in ("source", "target", "enrichment", "dead_letter", "checkpoint"):
                 since = waiting.get(part)
                 silent = now - since if since is not None else 0.0
+                if part == "source":
+                    silent -= self.read_timeout_s  # a read may wait that long for events, by contract
                 if part == "source" and idle is not None:
                     silent = max(silent, idle)
                 if silent >= limit:

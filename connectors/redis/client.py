@@ -68,6 +68,15 @@ class RedisOptions(ConnectorOptions):
         description="Timeout of one command's reply; blocking reads wait less than this.",
     )
 
+    def url_for_humans(self) -> str:
+        """The server's address for messages: the URL without a password."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.url)
+        if parts.scheme == "unix":
+            return self.url
+        return f"{parts.scheme}://{parts.hostname or 'localhost'}:{parts.port or 6379}"
+
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, url: str) -> str:
@@ -162,6 +171,10 @@ class RedisClientLifecycle:
 
     async def start(self, context: ConnectorContext) -> None:
         self._client = open_client(self.options, name=f"pipes:{context.pipe}")
+        # Connect now: an unreachable server is a start failure (retried, and a --once
+        # run gives up after --start-timeout), not a write failure much later.
+        async with redis_errors(f"connect to {self.options.url_for_humans()}"):
+            await self._client.ping()
 
     async def stop(self) -> None:
         await close_client(self._client)
