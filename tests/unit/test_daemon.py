@@ -311,3 +311,33 @@ async def test_sigterm_during_a_restart_drains_and_starts_nothing_new(env: Env) 
     delivered_count = len(written(env, "slow"))
     assert delivered_count >= 1
     assert env.store.saved["slow"] == {"p0": delivered_count - 1}
+
+
+async def test_a_pipe_restarted_in_one_process_is_summed_over_its_runs_and_rated_over_the_time_it_ran(
+    env: Env,
+) -> None:
+    from pipes.progress import summary_lines
+
+    env.write("paused.yaml", "paused")
+    began = asyncio.get_running_loop().time()
+    daemon = await env.start()
+    handle = daemon.pipes["paused"]
+    put(env, "paused", 0, 30)
+    await delivered(env, "paused", 30)
+    await daemon.stop_pipe("paused")
+    first_run_s = handle.running_s()
+    assert first_run_s > 0
+    stopped_at = asyncio.get_running_loop().time()
+    await wait_until(lambda: asyncio.get_running_loop().time() - stopped_at > 0.3, what="a pause")
+    assert handle.running_s() == first_run_s  # a stopped pipe's clock does not run
+    await daemon.start_pipe("paused")
+    put(env, "paused", 30, 20)
+    await delivered(env, "paused", 50)
+    await env.stop()
+    assert handle.stats().received == 50 and handle.stats().delivered == 50  # both runs, not the last one
+    [line] = summary_lines([(handle.totals(), handle.running_s(), None)])
+    assert line.startswith("paused: stopped; received 50, filtered 0, delivered 50,")
+    # The rate divides by the time the pipe ran: the pause while it was stopped is not in it.
+    whole = asyncio.get_running_loop().time() - began
+    assert handle.running_s() <= whole - 0.3
+    assert f" in {handle.running_s():.1f}s " in line
