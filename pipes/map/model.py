@@ -287,8 +287,12 @@ class MapConfig(Model):
     max_concurrency: int | None = Field(
         default=None, ge=1, le=100_000, description="Most tasks running at once."
     )
-    tolerated_failure_percentage: float = Field(default=0.0, ge=0, le=100)
-    tolerated_failure_count: int = Field(default=0, ge=0)
+    tolerated_failure_percentage: float | None = Field(
+        default=None, ge=0, le=100, description="The run fails when more than this share of items failed."
+    )
+    tolerated_failure_count: int | None = Field(
+        default=None, ge=0, description="The run fails when more than this many items failed (neither: 0)."
+    )
     retry: MapRetryConfig = Field(default_factory=MapRetryConfig)
     checkpoint_interval: Duration = Field(
         default=2.0, gt=0, le=3600, description="Longest time between checkpoints."

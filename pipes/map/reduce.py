@@ -132,9 +132,13 @@ def _sort_key(value: Any) -> tuple[Any, ...]:
 class Reduction(ABC):
     """Adds values to partials, merges partials, finishes them into result records."""
 
+    #: Result fields the reduction itself adds (after the key fields), where known in advance.
+    value_fields: list[str]
+
     def __init__(self, keys: list[Getter]) -> None:
         self.keys = keys
         self.grouped = keys[0] is not _constant_none
+        self.value_fields = []
 
     def new(self) -> Partial:
         return Partial([{} for _ in self.keys])
@@ -297,7 +301,7 @@ _KINDS: dict[str, tuple[Any, _Update, _Merge, Callable[[Any], Any]]] = {
 class BuiltinReduction(Reduction):
     def __init__(self, config: ReduceConfig, keys: list[Getter]) -> None:
         super().__init__(keys)
-        self.names = list(config.aggregations)
+        self.names = self.value_fields = list(config.aggregations)
         specs = list(config.aggregations.values())
         self.getters = [
             compile_getter(spec.expression, ("aggregations", name, spec.kind))
