@@ -154,8 +154,7 @@ def _result_target(value: dict[str, Any], errors: _Errors, registry: Registry) -
 
 def _compile(config: MapConfig, value: dict[str, Any], errors: _Errors, cwd: str) -> None:
     """Compiles every stage once, reporting each failure at its key."""
-    from pipes.map.reduce import build_reduction
-    from pipes.map.stages import compile_filter, compile_value, load_function
+    from pipes.map.stages import compile_filter, compile_getter, compile_value, load_function
 
     if config.filter is not None:
         try:
@@ -175,14 +174,23 @@ def _compile(config: MapConfig, value: dict[str, Any], errors: _Errors, cwd: str
             load_function(config.map.function, cwd)
         except ValueError as exc:
             errors.add(("map", "function"), str(exc))
-    try:
-        build_reduction(config.reduce, cwd)
-    except StageError as exc:
-        path = exc.path
-        if path[:1] == ("group_by",) and isinstance(value.get("reduce", {}).get("group_by"), dict):
-            path = path[2:]  # a single key written without a list
-            path = ("group_by", *path)
-        errors.add(("reduce", *path), str(exc))
-    except ValueError as exc:
-        key = "finalize" if config.reduce.finalize and config.reduce.finalize in str(exc) else "function"
-        errors.add(("reduce", key), str(exc))
+    reduce = config.reduce
+    single_key = isinstance(value.get("reduce", {}).get("group_by"), dict)
+    for i, key in enumerate(reduce.group_by or []):
+        try:
+            compile_value(key)
+        except StageError as exc:
+            where = ("group_by", *exc.path) if single_key else ("group_by", i, *exc.path)
+            errors.add(("reduce", *where), str(exc))
+    for name, aggregation in reduce.aggregations.items():
+        try:
+            compile_getter(aggregation.expression, ())
+        except StageError as exc:
+            errors.add(("reduce", "aggregations", name, aggregation.kind), str(exc))
+    for key in ("function", "finalize"):
+        spec = getattr(reduce, key)
+        if spec is not None:
+            try:
+                load_function(spec, cwd)
+            except ValueError as exc:
+                errors.add(("reduce", key), str(exc))
