@@ -176,9 +176,9 @@ def _compile(config: MapConfig, value: dict[str, Any], errors: _Errors, cwd: str
             errors.add(("map", "function"), str(exc))
     reduce = config.reduce
     single_key = isinstance(value.get("reduce", {}).get("group_by"), dict)
-    for i, key in enumerate(reduce.group_by or []):
+    for i, group_key in enumerate(reduce.group_by or []):
         try:
-            compile_value(key)
+            compile_value(group_key)
         except StageError as exc:
             where = ("group_by", *exc.path) if single_key else ("group_by", i, *exc.path)
             errors.add(("reduce", *where), str(exc))
@@ -187,10 +187,10 @@ def _compile(config: MapConfig, value: dict[str, Any], errors: _Errors, cwd: str
             compile_getter(aggregation.expression, ())
         except StageError as exc:
             errors.add(("reduce", "aggregations", name, aggregation.kind), str(exc))
-    for key in ("function", "finalize"):
-        spec = getattr(reduce, key)
+    for field_name in ("function", "finalize"):
+        spec: str | None = getattr(reduce, field_name)
         if spec is not None:
             try:
                 load_function(spec, cwd)
             except ValueError as exc:
-                errors.add(("reduce", key), str(exc))
+                errors.add(("reduce", field_name), str(exc))

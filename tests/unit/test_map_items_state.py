@@ -35,7 +35,7 @@ def test_globs_recurse_dedupe_and_sort(tree: Path) -> None:
 def test_a_glob_matching_nothing_or_a_missing_file_is_an_error(tree: Path) -> None:
     with pytest.raises(ItemsError, match=r"^items: \*\*/\*.parquet matches no file$"):
         list_items(ItemsConfig.model_validate("**/*.parquet"), str(tree))
-    with pytest.raises(ItemsError, match="^items: a/9.csv: no such file$"):
+    with pytest.raises(ItemsError, match=r"^items: a/9.csv: no such file$"):
         list_items(ItemsConfig.model_validate("a/9.csv"), str(tree))
 
 
@@ -49,7 +49,9 @@ def test_manifests_of_text_and_json_lines(tree: Path) -> None:
     (tree / "bad.jsonl").write_text('{"path": 3}\n')
     with pytest.raises(ItemsError, match=r'^bad.jsonl:1:1: expected a path: "text" or \{"path": "text"\}$'):
         list_items(ItemsConfig(manifest="bad.jsonl"), str(tree))
-    with pytest.raises(ItemsError, match="^items.manifest: cannot read nope.txt: No such file or directory$"):
+    with pytest.raises(
+        ItemsError, match=r"^items.manifest: cannot read nope.txt: No such file or directory$"
+    ):
         list_items(ItemsConfig(manifest="nope.txt"), str(tree))
 
 
@@ -65,7 +67,12 @@ def test_batches_by_items_and_bytes() -> None:
         return [[i.index for i in batch] for batch in batch_items(items, batcher, workers)]
 
     assert cut(ItemBatcherConfig(max_items=3)) == [[0, 1, 2], [3, 4, 5], [6]]
-    assert cut(ItemBatcherConfig.model_validate({"max_items": 10, "max_bytes": 60})) == [[0, 1, 2], [3, 4], [5], [6]]
+    assert cut(ItemBatcherConfig.model_validate({"max_items": 10, "max_bytes": 60})) == [
+        [0, 1, 2],
+        [3, 4],
+        [5],
+        [6],
+    ]
     assert cut(ItemBatcherConfig()) == [[i] for i in range(7)]  # few items: one each, to spread them
     many = [Item(i, f"{i}", 1) for i in range(10_000)]
     assert [len(b) for b in batch_items(many, ItemBatcherConfig(), 2)][:2] == [100, 100]

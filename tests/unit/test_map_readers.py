@@ -158,7 +158,7 @@ def test_json_lines_skip_blank_lines_and_filter() -> None:
         {"file": "a.jsonl", "line": 3, "body": {"n": 2}},
         {"file": "a.jsonl", "line": 4, "body": {"n": 3}},
     ]
-    with pytest.raises(ItemDataError, match="^line 2: invalid JSON"):
+    with pytest.raises(ItemDataError, match=r"^line 2: invalid JSON"):
         records_of(reader_for("jsonl"), b'{"n": 1}\n{oops\n', "b.jsonl")
 
 
@@ -174,5 +174,5 @@ def test_text_lines_are_records() -> None:
     records, count = records_of(reader_for("text"), b"one\r\ntwo\n\nfour", "t.txt")
     assert count == 4
     assert [r["body"] for r in records] == ["one", "two", "", "four"]
-    with pytest.raises(ItemDataError, match="^line 2: not valid utf-8"):
+    with pytest.raises(ItemDataError, match=r"^line 2: not valid utf-8"):
         records_of(reader_for("text"), b"ok\n\xff\n", "t.txt")
