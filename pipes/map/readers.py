@@ -25,6 +25,7 @@ import bz2
 import codecs
 import csv
 import io
+import itertools
 import lzma
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -42,6 +43,8 @@ __all__ = ["BATCH_RECORDS", "ItemDataError", "ItemReader", "ReadStats", "byte_ch
 #: Records handed on at a time (to the transform, the map function, the reduction).
 BATCH_RECORDS = 1024
 _CHUNK = 1 << 18
+#: Most outcomes a pushed-down filter remembers per header (see ``_csv_loop``).
+_MEMO_SIZE = 1 << 16
 
 type Record = dict[str, Any]
 
@@ -111,7 +114,20 @@ def byte_chunks(raw: BinaryIO, compression: str) -> Iterator[bytes]:
 
 
 def _text_lines(chunks: Iterable[bytes], encoding: str) -> Iterator[str]:
-    """Lines as the csv module wants them (endings kept; ``\\n``, ``\\r\\n`` or ``\\r``), decoded."""
+    """Lines as the csv module wants them (endings kept; ``\\n``, ``\\r\\n`` or ``\\r``), decoded.
+
+    Decoding and cutting happen per chunk; the lines of a chunk come from a
+    ``StringIO`` chained in C, so no Python code runs per line.
+    """
+    return itertools.chain.from_iterable(map(_lines_of, _text_chunks(chunks, encoding)))
+
+
+def _lines_of(text: str) -> io.StringIO:
+    return io.StringIO(text, newline="")
+
+
+def _text_chunks(chunks: Iterable[bytes], encoding: str) -> Iterator[str]:
+    """Decoded text in pieces that end at a line end (but the last)."""
     decoder = codecs.getincrementaldecoder(encoding)()
     carry = ""
     try:
@@ -120,14 +136,14 @@ def _text_lines(chunks: Iterable[bytes], encoding: str) -> Iterator[str]:
             cut = text.rfind("\n") + 1
             carry = text[cut:]
             if cut:
-                yield from io.StringIO(text[:cut], newline="")
+                yield text[:cut]
         text = carry + decoder.decode(b"", final=True)
     except UnicodeDecodeError as exc:
         raise ItemDataError(
             f"not valid {encoding}: {exc.reason} (byte 0x{exc.object[exc.start]:02x})"
         ) from None
     if text:
-        yield from io.StringIO(text, newline="")
+        yield text
 
 
 def _byte_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
@@ -227,11 +243,37 @@ def _csv_loop(columns: tuple[str, ...], types: dict[str, str], flt: RecordFilter
     if flt is not None and pushdown:
         assert flt.body_fields is not None
         view_fields = [i for i in range(width) if columns[i] in flt.body_fields]
-        lines += [f"            vbody[{columns[i]!r}] = {cell(i)}" for i in view_fields]
+        test = [f"vbody[{columns[i]!r}] = {cell(i)}" for i in view_fields]
         if flt.reads_line:
-            lines.append("            VIEW['line'] = reader.line_num")
-        lines.append("            if not match(VIEW):")
-        lines.append("                continue")
+            test.append("VIEW['line'] = reader.line_num")
+        memo = (
+            not flt.reads_line
+            and not flt.reads_file
+            and all(types.get(columns[i]) != "json" for i in view_fields)
+        )
+        if memo and view_fields:
+            # The outcome is a function of the view's raw texts alone: remember it per text
+            # (bounded), so that a repeated combination costs one dict lookup, not a match.
+            key = (
+                f"row[{view_fields[0]}]"
+                if len(view_fields) == 1
+                else "(" + ", ".join(f"row[{i}]" for i in view_fields) + ")"
+            )
+            lines += [
+                f"            key = {key}",
+                "            ok = MEMO.get(key)",
+                "            if ok is None:",
+                *[f"                {line}" for line in test],
+                "                ok = match(VIEW) is True",
+                f"                if len(MEMO) < {_MEMO_SIZE}:",
+                "                    MEMO[key] = ok",
+                "            if not ok:",
+                "                continue",
+            ]
+            ns["MEMO"] = {}
+        else:
+            lines += [f"            {line}" for line in test]
+            lines += ["            if not match(VIEW):", "                continue"]
         ns["VBODY"] = {columns[i]: None for i in view_fields}
         ns["VIEW"] = {"file": None, "line": None, "body": ns["VBODY"]}
     lines.append(f"            record = {{'file': path, 'line': reader.line_num, 'body': {body}}}")

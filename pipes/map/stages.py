@@ -50,14 +50,16 @@ class RecordFilter:
     """A compiled filter: patterns (OR) and/or JMESPath, both must pass.
 
     ``body_fields`` names every field of ``body`` the filter can read, or is
-    None when it may read the body as a whole; ``reads_line`` says whether it
-    reads ``line``. A record that has those fields as the full record has them
-    matches exactly as the full record does.
+    None when it may read the body as a whole; ``reads_line`` and
+    ``reads_file`` say whether it reads ``line`` and ``file``. A record that
+    has those fields as the full record has them matches exactly as the full
+    record does, and the outcome is a pure function of them.
     """
 
     matches: Callable[[Any], bool]
     body_fields: frozenset[str] | None
     reads_line: bool
+    reads_file: bool = False
 
 
 def compile_filter(config: FilterConfig) -> RecordFilter:
@@ -106,7 +108,8 @@ def compile_filter(config: FilterConfig) -> RecordFilter:
         matches = jmespath_only
     else:
         matches = _always
-    return RecordFilter(matches, None if fields is None else frozenset(fields), "line" in top)
+    body_fields = None if fields is None else frozenset(fields)
+    return RecordFilter(matches, body_fields, "line" in top, "file" in top)
 
 
 def _always(record: Any) -> bool:
