@@ -246,12 +246,10 @@ def _csv_loop(columns: tuple[str, ...], types: dict[str, str], flt: RecordFilter
         test = [f"vbody[{columns[i]!r}] = {cell(i)}" for i in view_fields]
         if flt.reads_line:
             test.append("VIEW['line'] = reader.line_num")
-        memo = (
-            not flt.reads_line
-            and not flt.reads_file
-            and all(types.get(columns[i]) != "json" for i in view_fields)
-        )
-        if memo and view_fields:
+        memo = not flt.reads_line and not flt.reads_file
+        if memo and flt.field_tests is not None:
+            lines += _field_test_lines(columns, types, flt, ns)
+        elif memo and view_fields:
             # The outcome is a function of the view's raw texts alone: remember it per text
             # (bounded), so that a repeated combination costs one dict lookup, not a match.
             key = (
@@ -308,6 +306,54 @@ def _csv_loop(columns: tuple[str, ...], types: dict[str, str], flt: RecordFilter
 
         return with_view
     return loop
+
+
+def _field_test_lines(
+    columns: tuple[str, ...], types: dict[str, str], flt: RecordFilter, ns: dict[str, Any]
+) -> list[str]:
+    """Source lines testing a row field by field, each outcome remembered per field text.
+
+    Used when the filter is one pattern over body fields (``RecordFilter.field_tests``):
+    most rows are then settled by one dict lookup on their first field.
+    """
+    assert flt.field_tests is not None
+    index = {name: i for i, name in enumerate(columns)}
+    lines: list[str] = []
+    for number, (name, test) in enumerate(flt.field_tests):
+        if name not in index:
+            # Not a column: the field is never there, so its test has one outcome for every row.
+            if not test({"body": {}}):
+                lines += ["            continue"]
+            continue
+        column = index[name]
+        memo: dict[str, bool] = {}
+        ns[f"M{number}"] = memo
+        ns[f"T{number}"] = _remembered(name, types.get(name), test, memo)
+        lines += [
+            f"            ok = M{number}.get(row[{column}])",
+            "            if ok is None:",
+            f"                ok = T{number}(row[{column}])",
+            "            if not ok:",
+            "                continue",
+        ]
+    return lines
+
+
+def _remembered(
+    name: str, kind: str | None, test: Callable[[Any], bool], memo: dict[str, bool]
+) -> Callable[[str], bool]:
+    convert = _converter(name, kind) if kind is not None else None
+    body: dict[str, Any] = {}
+    view = {"body": body}
+
+    def first_time(text: str) -> bool:
+        body[name] = convert(text) if convert is not None else text
+        ok = test(view) is True
+        if len(memo) < _MEMO_SIZE:
+            memo[text] = ok
+        return ok
+
+    return first_time
 
 
 # ------------------------------------------------------------------------------------ the reader

@@ -60,6 +60,10 @@ class RecordFilter:
     body_fields: frozenset[str] | None
     reads_line: bool
     reads_file: bool = False
+    #: When the filter is one pattern over body fields only (no ``$or`` across fields, no
+    #: JMESPath): per field, a test of that field alone. The filter matches exactly when every
+    #: test passes on a record whose body is an object, so a reader may test field by field.
+    field_tests: tuple[tuple[str, Callable[[Any], bool]], ...] | None = None
 
 
 def compile_filter(config: FilterConfig) -> RecordFilter:
@@ -109,7 +113,25 @@ def compile_filter(config: FilterConfig) -> RecordFilter:
     else:
         matches = _always
     body_fields = None if fields is None else frozenset(fields)
-    return RecordFilter(matches, body_fields, "line" in top, "file" in top)
+    tests = _field_tests(config) if search is None else None
+    return RecordFilter(matches, body_fields, "line" in top, "file" in top, tests)
+
+
+def _field_tests(config: FilterConfig) -> tuple[tuple[str, Callable[[Any], bool]], ...] | None:
+    """One pattern ``{"body": {f1: ..., f2: ...}}`` as one test per field (fields are ANDed)."""
+    from pipes.patterns import EventFilter
+
+    if len(config.patterns) != 1:
+        return None
+    pattern = config.patterns[0]
+    if isinstance(pattern, str):
+        pattern = orjson.loads(pattern)
+    if not isinstance(pattern, dict) or set(pattern) != {"body"} or not isinstance(pattern["body"], dict):
+        return None
+    body = pattern["body"]
+    if not body or any(key.startswith("$") for key in body):
+        return None
+    return tuple((key, EventFilter.compile([{"body": {key: value}}]).matches) for key, value in body.items())
 
 
 def _always(record: Any) -> bool:

@@ -303,7 +303,8 @@ def gate(records):
 '''
 
 
-def test_kill_9_half_way_then_resume_gives_the_uninterrupted_result(weather: Path, tmp_path: Path) -> None:
+def start_gated_run(weather: Path, tmp_path: Path) -> tuple[subprocess.Popen[bytes], StateStore, list[str]]:
+    """``pipes map`` with one worker that stops at the middle item until ``tmp_path/open`` exists."""
     (tmp_path / "gate_function.py").write_text(GATE)
     map_file = tmp_path / "gated.yaml"
     map_file.write_text(
@@ -311,18 +312,34 @@ def test_kill_9_half_way_then_resume_gives_the_uninterrupted_result(weather: Pat
         + "map: {function: 'gate_function:gate'}\nitem_batcher: {max_items: 1}\ncheckpoint_interval: 10ms\n"
     )
     items = sorted(str(p.relative_to(weather)) for p in weather.rglob("*.csv.gz"))
-    blocked = items[len(items) // 2]
-    results = tmp_path / "results"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **weather_env(weather, results)}
-    env |= {"MAP_GATE_ITEM": blocked, "MAP_GATE_OPEN": str(tmp_path / "open")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **weather_env(weather, tmp_path / "results")}
+    env |= {"MAP_GATE_ITEM": items[len(items) // 2], "MAP_GATE_OPEN": str(tmp_path / "open")}
     proc = subprocess.Popen(
         [PIPES, "map", str(map_file), "--workers", "1", "--no-progress"],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
-    store = StateStore(tmp_path / "state" / "map" / "gated")
+    return proc, StateStore(tmp_path / "state" / "map" / "gated"), items
+
+
+def resume_gated_run(weather: Path, tmp_path: Path, items: list[str]) -> None:
+    """Opens the gate, runs again, and checks the result equals the uninterrupted one."""
+    results = tmp_path / "results"
+    (tmp_path / "open").touch()
+    resumed = pipes_map(
+        str(tmp_path / "gated.yaml"), "--workers", "2", cwd=tmp_path, env=weather_env(weather, results)
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert result_of(results) == expected_monthly_max(weather)  # nothing lost, nothing counted twice
+    summary = run_json(results)
+    assert summary["items"]["succeeded"] == len(items)
+    assert 0 < summary["records"]["read_this_session"] < summary["records"]["read"]
+
+
+def test_kill_9_half_way_then_resume_gives_the_uninterrupted_result(weather: Path, tmp_path: Path) -> None:
+    proc, store, items = start_gated_run(weather, tmp_path)
     try:
         workers: list[psutil.Process] = []
 
@@ -343,18 +360,34 @@ def test_kill_9_half_way_then_resume_gives_the_uninterrupted_result(weather: Pat
     interrupted = store.load()
     assert interrupted is not None and interrupted.status == "RUNNING"
     assert len(interrupted.done) == len(items) // 2
+    resume_gated_run(weather, tmp_path, items)
 
-    (tmp_path / "open").touch()
-    resumed = pipes_map(str(map_file), "--workers", "2", cwd=tmp_path, env=weather_env(weather, results))
-    assert resumed.returncode == 0, resumed.stderr
-    assert result_of(results) == expected_monthly_max(weather)  # nothing lost, nothing counted twice
-    summary = run_json(results)
-    assert summary["items"]["succeeded"] == len(items)
-    assert 0 < summary["records"]["read_this_session"] < summary["records"]["read"]
-
-    again = pipes_map(str(map_file), cwd=tmp_path, env=weather_env(weather, results))
+    results = tmp_path / "results"
+    again = pipes_map(str(tmp_path / "gated.yaml"), cwd=tmp_path, env=weather_env(weather, results))
     assert again.returncode == 0, again.stderr
-    assert run_json(results)["records"]["read_this_session"] == summary["records"]["read"]  # a new run
+    summary = run_json(results)
+    assert summary["records"]["read_this_session"] == summary["records"]["read"]  # an ended run: a new one
+
+
+def test_ctrl_c_checkpoints_exits_130_and_the_next_run_resumes(weather: Path, tmp_path: Path) -> None:
+    proc, store, items = start_gated_run(weather, tmp_path)
+    try:
+
+        def half_done() -> bool:
+            state = store.load() if (store.folder / "state.pickle").exists() else None
+            return state is not None and len(state.done) == len(items) // 2
+
+        wait_until_sync(half_done, timeout=60, what="half of the items checkpointed")
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    last = stderr.decode().strip().splitlines()[-1]
+    assert last.startswith(f"gated: interrupted; items {len(items) // 2}/{len(items)} done")
+    assert last.endswith("interrupted; run pipes map again to resume")
+    resume_gated_run(weather, tmp_path, items)
 
 
 # ------------------------------------------------------------------------------------ the rest

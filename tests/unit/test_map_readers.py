@@ -99,6 +99,9 @@ FILTERS: list[dict[str, Any]] = [
     {"patterns": [{"body": {"q": [""]}}, {"body": {"element": [{"anything-but": ["PRCP"]}]}}]},
     {"patterns": [{"$or": [{"body": {"element": ["TMIN"]}}, {"line": [{"numeric": ["<", 5]}]}]}]},
     {"patterns": [{"file": [{"suffix": ".csv"}]}]},
+    {"patterns": [{"body": {"element": ["TMAX"], "nosuch": [{"exists": False}]}}]},
+    {"patterns": [{"body": {"element": ["TMAX"], "nosuch": ["x"]}}]},
+    {"patterns": ['{"body": {"value": [{"numeric": [">=", 100, "<", 200]}], "q": [""]}}']},
     {"patterns": [{"body": ["x"]}]},
     {"jmespath": "body.value > `150` && starts_with(body.date, '2023')"},
     {"jmespath": "line > `10`"},
@@ -132,9 +135,12 @@ def test_which_fields_a_filter_reads() -> None:
 
     assert fields(FILTERS[1]) == (["element", "value"], False)
     assert fields(FILTERS[4]) == (["element"], True)
-    assert fields(FILTERS[6]) == (None, False)  # a pattern on the body's own value
-    assert fields(FILTERS[7]) == (["date", "value"], False)
-    assert fields(FILTERS[9]) == (None, False)  # keys(body) sees the whole body
+    assert fields(FILTERS[9]) == (None, False)  # a pattern on the body's own value
+    assert fields(FILTERS[10]) == (["date", "value"], False)
+    assert fields(FILTERS[12]) == (None, False)  # keys(body) sees the whole body
+    tests = compile_filter(FilterConfig.model_validate(FILTERS[1])).field_tests
+    assert tests is not None and [name for name, _ in tests] == ["element", "value"]
+    assert compile_filter(FilterConfig.model_validate(FILTERS[3])).field_tests is None  # two patterns
 
 
 def reader_for(fmt: str, flt: dict[str, Any] | None = None, **options: Any) -> ItemReader:
