@@ -14,8 +14,9 @@ uncompressed, 150 MB of gzip). Then, on the same files, in this order:
 - ``dask.bag``: the same job as a bag (``read_text`` -> split -> filter ->
   ``foldby``) on the processes scheduler with N workers.
 
-Each contender runs in its own process tree; the bench samples the RSS of the
-whole tree (so pool workers count) every 50 ms and reports the peak, with wall
+Each contender runs in its own process tree; the bench samples the memory of
+the whole tree (PSS, so that pages the processes share count once; pool
+workers included) every 50 ms and reports the peak, with wall
 time, records/s (rows read), the CPU time of the tree, and the ratios the issue
 asks for. Every contender's result is checked against the others.
 """
@@ -177,7 +178,7 @@ def measure(name: str, files_list: Path, folder: Path, workers: int) -> dict[str
             for p in [proc, *_children(proc)]:
                 try:
                     with p.oneshot():
-                        rss += p.memory_info().rss
+                        rss += _memory(p)
                         times = p.cpu_times()
                         cpu[p.pid] = times.user + times.system
                 except psutil.Error:
@@ -192,11 +193,19 @@ def measure(name: str, files_list: Path, folder: Path, workers: int) -> dict[str
         "name": name,
         "workers": workers,
         "wall_s": wall,
-        "peak_rss_mib": peak / 2**20,
+        "peak_mib": peak / 2**20,
         "cpu_s": sum(cpu.values()),
         "result": {k: [int(x) for x in v] for k, v in data["result"].items()},
         "read": data["read"],
     }
+
+
+def _memory(process: psutil.Process) -> int:
+    """PSS where the system has it: pages shared by the processes of a tree are counted once."""
+    try:
+        return int(process.memory_full_info().pss)
+    except (AttributeError, psutil.AccessDenied):
+        return int(process.memory_info().rss)
 
 
 def _children(proc: psutil.Process) -> list[psutil.Process]:
@@ -237,12 +246,12 @@ def main() -> None:
         f"\n{len(files):,} files, {size / 1e9:.2f} GB uncompressed, {records:,} records; all results equal\n"
     )
     print(
-        f"{'contender':<10} {'workers':>7} {'wall s':>8} {'records/s':>12} {'peak RSS MiB':>13} {'CPU s':>8}"
+        f"{'contender':<10} {'workers':>7} {'wall s':>8} {'records/s':>12} {'peak PSS MiB':>13} {'CPU s':>8}"
     )
     for run in runs:
         print(
             f"{run['name']:<10} {run['workers']:>7} {run['wall_s']:>8.2f} {records / run['wall_s']:>12,.0f} "
-            f"{run['peak_rss_mib']:>13.1f} {run['cpu_s']:>8.1f}"
+            f"{run['peak_mib']:>13.1f} {run['cpu_s']:>8.1f}"
         )
     by = {(r["name"], r["workers"]): r for r in runs}
     print()

@@ -7,7 +7,14 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["bench_patterns.py", "bench_templates.py", "bench_demo.py", "bench_redis.py", "bench_kafka.py", "bench_map.py"]
+BENCHES = [
+    "bench_patterns.py",
+    "bench_templates.py",
+    "bench_demo.py",
+    "bench_redis.py",
+    "bench_kafka.py",
+    "bench_map.py",
+]
 
 
 def main() -> int:

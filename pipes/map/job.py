@@ -117,6 +117,7 @@ class MapJob:
             len(state.items),
             sum(item.size for item in state.items),
             enabled=self.options.progress and bool(pending),
+            records_before=records_before,
         )
         progress.start()
         interrupted = exceeded = False

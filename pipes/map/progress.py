@@ -30,13 +30,19 @@ class MapProgress:
     """Start, update after each finished task, stop; does nothing when ``enabled`` is false."""
 
     def __init__(
-        self, name: str, total_items: int, total_bytes: int, enabled: bool, stream: TextIO | None = None
-    ):
+        self,
+        name: str,
+        total_items: int,
+        total_bytes: int,
+        enabled: bool,
+        records_before: int = 0,
+        stream: TextIO | None = None,
+    ) -> None:
         self.enabled = enabled
         self._by_bytes = total_bytes > 0
         self._total_items = total_items
-        self._rate_at = (time.monotonic(), 0)
-        self._rate = 0.0
+        self._started = time.monotonic()
+        self._records_before = records_before  # a resumed run's rate counts this session only
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         if not enabled:
@@ -60,22 +66,21 @@ class MapProgress:
         )
 
     def start(self) -> None:
+        self._started = time.monotonic()
         if self._progress is not None:
             self._progress.start()
 
     def update(self, items_done: int, bytes_done: int, records: int, failed: int) -> None:
         if self._progress is None or self._task is None:
             return
-        now = time.monotonic()
-        then, before = self._rate_at
-        if now - then >= 1.0:
-            self._rate = (records - before) / (now - then)
-            self._rate_at = (now, records)
+        elapsed = time.monotonic() - self._started
+        # Over the whole run: tasks finish in steps, so a short window would flicker to 0.
+        rate = (records - self._records_before) / elapsed if elapsed > 0 else 0.0
         self._progress.update(
             self._task,
             completed=bytes_done if self._by_bytes else items_done,
             items=f"{items_done:,}/{self._total_items:,} items",
-            rate=f"{_short(self._rate)} records/s",
+            rate=f"{_short(rate)} records/s",
             failures=f"[red]{failed:,} failed" if failed else "",
         )
 

@@ -11,7 +11,10 @@ This is the hot loop of a map job, so it is built for speed once per job:
 - the filter is pushed down: when it reads only some body fields
   (``RecordFilter.body_fields``) a row is tested on a reused view holding just
   those, and only rows that pass become records. The view holds exactly what
-  the record would hold for those fields, so the outcome is the same.
+  the record would hold for those fields, so the outcome is the same. The
+  outcome is remembered per field text (one pattern over body fields is
+  tested field by field, ``RecordFilter.field_tests``; otherwise per
+  combination of the fields' texts), so most rows cost one dict lookup.
 
 Anything wrong with an item's content (bad compression, not the declared
 encoding, a row with the wrong number of fields, a value that is not of its

@@ -350,10 +350,11 @@ def test_kill_9_half_way_then_resume_gives_the_uninterrupted_result(weather: Pat
 
         wait_until_sync(half_done, timeout=60, what="half of the items checkpointed")
         proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
+        proc.communicate(timeout=10)
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.communicate(timeout=10)
     assert workers, "the pool's worker processes were not seen"
     # No orphans: the workers notice that pipes map is gone and exit by themselves.
     wait_until_sync(lambda: not any(w.is_running() and w.status() != "zombie" for w in workers), timeout=20)
@@ -383,6 +384,7 @@ def test_ctrl_c_checkpoints_exits_130_and_the_next_run_resumes(weather: Path, tm
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.communicate(timeout=10)
     assert proc.returncode == 130
     last = stderr.decode().strip().splitlines()[-1]
     assert last.startswith(f"gated: interrupted; items {len(items) // 2}/{len(items)} done")
