@@ -303,7 +303,9 @@ def gate(records):
 '''
 
 
-def start_gated_run(weather: Path, tmp_path: Path) -> tuple[subprocess.Popen[bytes], StateStore, list[str]]:
+def start_gated_run(
+    weather: Path, tmp_path: Path, stderr: int = subprocess.DEVNULL
+) -> tuple[subprocess.Popen[bytes], StateStore, list[str]]:
     """``pipes map`` with one worker that stops at the middle item until ``tmp_path/open`` exists."""
     (tmp_path / "gate_function.py").write_text(GATE)
     map_file = tmp_path / "gated.yaml"
@@ -319,7 +321,7 @@ def start_gated_run(weather: Path, tmp_path: Path) -> tuple[subprocess.Popen[byt
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
     )
     return proc, StateStore(tmp_path / "state" / "map" / "gated"), items
 
@@ -350,11 +352,11 @@ def test_kill_9_half_way_then_resume_gives_the_uninterrupted_result(weather: Pat
 
         wait_until_sync(half_done, timeout=60, what="half of the items checkpointed")
         proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=10)
+        proc.wait(timeout=10)
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.communicate(timeout=10)
+            proc.wait(timeout=10)
     assert workers, "the pool's worker processes were not seen"
     # No orphans: the workers notice that pipes map is gone and exit by themselves.
     wait_until_sync(lambda: not any(w.is_running() and w.status() != "zombie" for w in workers), timeout=20)
@@ -371,7 +373,7 @@ def test_kill_9_half_way_then_resume_gives_the_uninterrupted_result(weather: Pat
 
 
 def test_ctrl_c_checkpoints_exits_130_and_the_next_run_resumes(weather: Path, tmp_path: Path) -> None:
-    proc, store, items = start_gated_run(weather, tmp_path)
+    proc, store, items = start_gated_run(weather, tmp_path, stderr=subprocess.PIPE)
     try:
 
         def half_done() -> bool:
@@ -448,3 +450,37 @@ def test_result_target_receives_the_result_records_and_json_logs(weather: Path, 
     assert finished["status"] == "SUCCEEDED"
     assert finished["items"]["succeeded"] == 24
     assert done.stderr.strip().splitlines()[-1].startswith("to-target: succeeded;")
+
+
+DIE_ONCE = '''
+import os
+
+
+def die_once(records):
+    """Kills its worker process the first time it sees the item named in MAP_DIE_ITEM."""
+    marker = os.environ["MAP_DIE_MARKER"]
+    if records and records[0]["file"].endswith(os.environ["MAP_DIE_ITEM"]) and not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(1)
+    return records
+'''
+
+
+def test_a_worker_that_dies_loses_only_its_task_which_is_retried(weather: Path, tmp_path: Path) -> None:
+    (tmp_path / "die_function.py").write_text(DIE_ONCE)
+    map_file = tmp_path / "dying.yaml"
+    map_file.write_text(
+        (WEATHER / "monthly-max.yaml").read_text().replace("name: monthly-max", "name: dying")
+        + "map: {function: 'die_function:die_once'}\nretry: {backoff_initial: 10ms}\n"
+    )
+    items = sorted(str(p.relative_to(weather)) for p in weather.rglob("*.csv.gz"))
+    results = tmp_path / "results"
+    env = weather_env(weather, results) | {
+        "MAP_DIE_ITEM": [i for i in items if i.startswith("2023")][2],
+        "MAP_DIE_MARKER": str(tmp_path / "died"),
+    }
+    done = pipes_map(str(map_file), "--workers", "2", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "died").exists()
+    assert "map_item_failed" in done.stderr  # the lost task's items were retried
+    assert result_of(results) == expected_monthly_max(weather)
