@@ -205,8 +205,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _map_parser(sub: Any) -> None:
-    from pipes.map.command import parse_executor, parse_workers
+    def lazy(name: str) -> Any:
+        # pipes.map is imported only when `pipes map` runs, not for every command.
+        def parse(text: str) -> Any:
+            from pipes.map import command
 
+            return getattr(command, name)(text)
+
+        return parse
+
+    parse_workers, parse_executor = lazy("parse_workers"), lazy("parse_executor")
     run = sub.add_parser("map", help="run a map file: map over many files, then reduce (docs/map.md)")
     run.add_argument("path", metavar="MAP_FILE")
     run.add_argument(
