@@ -18,7 +18,7 @@ from types import FrameType
 from typing import Any
 
 from pipes.config import find_files
-from pipes.map.executors import ExecutorError
+from pipes.map.executors import ExecutorError, start_fork_server
 from pipes.map.items import ItemsError
 from pipes.map.job import MapError, MapJob, MapOptions
 from pipes.map.loader import is_map_file, load_map_file
@@ -70,6 +70,8 @@ def run_map(
     progress: bool = True,
 ) -> int:
     configure_logging(log_format, stream=_CurrentStderr())
+    if executor == "local":
+        start_fork_server()
     result = load_map_file(path)
     if result.definition is None:
         for line in result.errors:

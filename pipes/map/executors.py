@@ -31,7 +31,7 @@ from typing import Any
 from pipes.errors import PipesError
 from pipes.map.worker import JobSpec, Task, TaskResult, run_task
 
-__all__ = ["DaskExecutor", "Executor", "ExecutorError", "LocalExecutor", "make_executor"]
+__all__ = ["DaskExecutor", "Executor", "ExecutorError", "LocalExecutor", "make_executor", "start_fork_server"]
 
 type Outcome = tuple[Task, TaskResult | BaseException]
 
@@ -87,12 +87,25 @@ def _init_worker(parent_pid: int) -> None:
     threading.Thread(target=watch, name="pipes-map-parent-watch", daemon=True).start()
 
 
+#: Imported once in the fork server, so every worker starts with them. ``__main__`` too:
+#: otherwise each worker would run the main script again (the ``pipes`` command) itself.
+_PRELOAD = ["__main__", "pipes.map.worker"]
+
+
+def start_fork_server() -> None:
+    """Starts the pool's fork server now, so that its imports overlap the job's own set-up."""
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(_PRELOAD)
+    forkserver.ensure_running()
+
+
 class LocalExecutor(Executor):
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self.description = f"local ({workers} worker{'s' if workers != 1 else ''})"
         self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(["pipes.map.worker"])
+        self._context.set_forkserver_preload(_PRELOAD)
         self._pool = self._new_pool()
         self._futures: dict[concurrent.futures.Future[TaskResult], Task] = {}
 
