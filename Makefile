@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck bench clean venv shell
+.PHONY: demo map-demo test check lint typecheck bench clean venv shell
 
 venv: $(STAMP)
 
@@ -21,12 +21,18 @@ shell: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/pipes run --once configs/demo.yaml
 
+# A small generated weather data set (GHCN-daily-like), then the monthly-max map job over it.
+map-demo: $(STAMP)
+	$(PY) examples/weather/generate.py out/weather --stations 50 --years 2022-2023
+	$(VENV)/bin/pipes map examples/weather/monthly-max.yaml
+	@head -n 6 out/monthly-max/result.csv
+
 test: $(STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check pipes connectors tests bench
-	$(VENV)/bin/ruff format --check pipes connectors tests bench
+	$(VENV)/bin/ruff check pipes connectors tests bench examples/weather
+	$(VENV)/bin/ruff format --check pipes connectors tests bench examples/weather
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy --strict pipes

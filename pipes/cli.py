@@ -138,7 +138,9 @@ def _parser() -> argparse.ArgumentParser:
         )
         client.set_defaults(func=cmd_admin_client)
 
-    validate = sub.add_parser("validate", help="check pipe files; exit 1 if any is invalid")
+    _map_parser(sub)
+
+    validate = sub.add_parser("validate", help="check pipe and map files; exit 1 if any is invalid")
     validate.add_argument("paths", nargs="+", metavar="PATH")
     validate.set_defaults(func=cmd_validate)
 
@@ -221,14 +223,76 @@ def _load(paths: Sequence[str]) -> tuple[list[PipeDefinition], list[str]]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    definitions, errors = _load(args.paths)
+    from pipes.map.command import split_map_files, validate_map_files
+
+    map_files, pipe_paths = split_map_files(args.paths)
+    definitions, errors = _load(pipe_paths) if pipe_paths or not map_files else ([], [])
+    maps_ok, map_errors = validate_map_files(map_files)
+    errors += map_errors
     for line in errors:
         print(line, file=sys.stderr)
     if errors:
         return 1
     for d in definitions:
         print(f"{d.file}: {d.name}: ok")
+    for line in maps_ok:
+        print(line)
     return 0
+
+
+def _map_parser(sub: Any) -> None:
+    def lazy(name: str) -> Any:
+        # pipes.map is imported only when `pipes map` runs, not for every command.
+        def parse(text: str) -> Any:
+            from pipes.map import command
+
+            return getattr(command, name)(text)
+
+        return parse
+
+    parse_workers, parse_executor = lazy("parse_workers"), lazy("parse_executor")
+    run = sub.add_parser("map", help="run a map file: map over many files, then reduce (docs/map.md)")
+    run.add_argument("path", metavar="MAP_FILE")
+    run.add_argument(
+        "--workers", type=parse_workers, default="auto", help="worker processes (default: auto, one per core)"
+    )
+    run.add_argument(
+        "--executor",
+        type=parse_executor,
+        default="local",
+        help="local (default), dask (a local Dask cluster) or dask://HOST:PORT",
+    )
+    run.add_argument(
+        "--restart", action="store_true", help="start a new run instead of resuming an interrupted one"
+    )
+    run.add_argument(
+        "--redrive", action="store_true", help="run the failed items of the last run again and merge them in"
+    )
+    run.add_argument(
+        "--state-dir",
+        default=os.environ.get("PIPES_STATE_DIR", DEFAULT_STATE_DIR),
+        help="folder for the run's checkpoints (default: $PIPES_STATE_DIR or ./state)",
+    )
+    run.add_argument("--log-format", choices=["console", "json"], default="console")
+    run.add_argument("--no-progress", action="store_true", help="no live progress bar on a terminal")
+    run.set_defaults(func=cmd_map)
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    from pipes.map.command import run_map
+
+    if args.restart and args.redrive:
+        raise UsageError("--restart and --redrive do not go together")
+    return run_map(
+        args.path,
+        workers=args.workers,
+        executor=args.executor,
+        restart=args.restart,
+        redrive=args.redrive,
+        state_dir=args.state_dir,
+        log_format=args.log_format,
+        progress=not args.no_progress,
+    )
 
 
 def _store(args: argparse.Namespace) -> CheckpointStore:

@@ -100,6 +100,8 @@ class FileResult:
     path: str
     pipes: list[PipeDefinition]
     errors: list[str]
+    #: The file is a map file (``pipes map``), not a pipe file.
+    is_map: bool = False
 
 
 def find_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -120,7 +122,10 @@ def load_paths(
     registry: Registry | None = None,
 ) -> list[FileResult]:
     registry = registry or Registry()
-    return [load_file(p, env=env, registry=registry) for p in find_files(paths)]
+    named = {str(Path(p)) for p in paths if not Path(p).is_dir()}
+    results = [load_file(p, env=env, registry=registry) for p in find_files(paths)]
+    # A map file found in a folder of pipes is another command's business; named, it is an error.
+    return [r for r in results if not r.is_map or str(Path(r.path)) in named]
 
 
 def load_file(
@@ -223,6 +228,9 @@ def _load_value(
     if not isinstance(value, dict):
         errors.add((), "a pipe file holds a mapping (one pipe) or `pipes:` with a list")
         return FileResult(name, [], errors.lines)
+    if "items" in value and "source" not in value and "pipes" not in value:
+        line = f"{name}:1:1: this is a map file (it has `items:`); run it with `pipes map {name}`"
+        return FileResult(name, [], [line], is_map=True)
     items: list[tuple[KeyPath, Any]]
     if "pipes" in value:
         extra = [k for k in value if k != "pipes"]

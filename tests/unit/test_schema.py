@@ -11,6 +11,7 @@ import yaml
 from helpers import ROOT, documented_pipes
 
 from pipes.config import load_text
+from pipes.map.loader import is_map_file
 from pipes.schema import pipe_file_schema
 
 SCHEMA = pipe_file_schema()
@@ -19,6 +20,7 @@ VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 
 def project_files() -> list[tuple[str, str]]:
     files = sorted((ROOT / "configs").rglob("*.y*ml")) + sorted((ROOT / "examples").rglob("*.y*ml"))
+    files = [f for f in files if not is_map_file(f)]  # map files are `pipes map`'s, with their own format
     return [(str(f.relative_to(ROOT)), f.read_text()) for f in files] + documented_pipes()
 
 
