@@ -39,6 +39,8 @@ class UsageError(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    #: The arguments as given: --workers starts workers with the same ones.
+    args.argv = list(argv if argv is not None else sys.argv[1:])
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return 2
@@ -116,6 +118,28 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PIPE",
         help="forget PIPE's stored checkpoint before running, so it starts over (repeatable)",
     )
+    run.add_argument(
+        "--coordination",
+        metavar="URL",
+        default=os.environ.get("PIPES_COORDINATION"),
+        help="share pipes that cannot be shared (file, generator, webhook...) with other daemons: "
+        "each runs on one of them, under a lease in this system (redis://...)",
+    )
+    run.add_argument(
+        "--lease-time",
+        default="15s",
+        help="with --coordination: how long a dead daemon's pipes wait before another takes them (default 15s)",
+    )
+    run.add_argument(
+        "--workers",
+        default="1",
+        metavar="N",
+        help="run N worker processes (auto: one per core); pipes read through consumer groups "
+        "run in all of them, the others in one (default 1)",
+    )
+    run.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    run.add_argument("--worker-count", type=int, help=argparse.SUPPRESS)
+    run.add_argument("--summary-file", help=argparse.SUPPRESS)
     run.add_argument(
         "--loop",
         choices=["auto", "uvloop", "asyncio"],
@@ -296,22 +320,45 @@ def cmd_map(args: argparse.Namespace) -> int:
 
 
 def _store(args: argparse.Namespace) -> CheckpointStore:
+    """Files under --state-dir, or the store of --state's URL scheme (an entry point, see pipes.plugins)."""
     if args.state:
-        if args.state.startswith(("redis://", "rediss://", "unix://")):
-            try:
-                from connectors.redis.checkpoint_store import (  # type: ignore[import-not-found,unused-ignore]
-                    RedisCheckpointStore,
-                )
-            except ImportError as exc:
-                raise UsageError(
-                    f"--state {args.state}: the Redis checkpoint store is not available: {exc}"
-                ) from None
-            store: CheckpointStore = RedisCheckpointStore(args.state)
-            return store
-        raise UsageError(
-            f"--state {args.state!r}: use a redis://HOST:PORT/DB URL (or leave it out for files)"
-        )
+        from pipes.plugins import CHECKPOINT_STORES, UnknownBackend, open_backend
+
+        try:
+            store: Any = open_backend(CHECKPOINT_STORES, args.state)
+        except UnknownBackend as exc:
+            raise UsageError(f"--state {exc} (or leave it out for files under --state-dir)") from None
+        except Exception as exc:  # a backend that refuses its URL
+            raise UsageError(f"--state {args.state}: {exc}") from None
+        return store  # type: ignore[no-any-return]
     return FileCheckpointStore(Path(args.state_dir) / "checkpoints")
+
+
+def _leases(args: argparse.Namespace) -> Any:
+    """The lease keeper of --coordination (None without it)."""
+    if not args.coordination:
+        return None
+    from pipes.lease_keeper import LeaseKeeper
+    from pipes.plugins import COORDINATION, UnknownBackend, open_backend
+    from pipes.units import parse_duration
+
+    if args.once:
+        raise UsageError("--coordination is for long-running daemons; leave it out with --once")
+    try:
+        ttl_s = parse_duration(args.lease_time)
+    except ValueError as exc:
+        raise UsageError(f"--lease-time: {exc}") from None
+    if ttl_s < 1:
+        raise UsageError("--lease-time: at least 1s (renewals come every third of it)")
+    try:
+        leases: Any = open_backend(COORDINATION, args.coordination)
+    except UnknownBackend as exc:
+        raise UsageError(f"--coordination {exc}") from None
+    except Exception as exc:
+        raise UsageError(f"--coordination {args.coordination}: {exc}") from None
+    import structlog
+
+    return LeaseKeeper(leases, ttl_s, structlog.get_logger().bind(component="coordination"))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -352,6 +399,12 @@ def _run_command(args: argparse.Namespace, log: LogOutput, terminal: Any) -> int
     except ValueError as exc:
         raise UsageError(f"--start-timeout: {exc}") from None
     loop_factory = event_loop_factory(args.loop)
+    from pipes.workers.command import parse_workers
+
+    try:
+        workers = parse_workers(args.workers)
+    except ValueError as exc:
+        raise UsageError(f"--workers {exc}") from None
     # --once runs are tests and demos: no port to fight over unless asked for.
     admin_text = args.admin if args.admin is not None else ("off" if args.once else DEFAULT_ADMIN)
     try:
@@ -382,12 +435,50 @@ def _run_command(args: argparse.Namespace, log: LogOutput, terminal: Any) -> int
     unknown = sorted(set(args.reset_checkpoint) - {d.name for d in definitions})
     if unknown:
         raise UsageError(f"--reset-checkpoint: no pipe named {', '.join(unknown)} in {', '.join(args.paths)}")
+    if workers > 1 and args.worker_index is None:
+        from pipes.workers.command import supervise
+
+        if args.reset_checkpoint:
+            # Done once here, before any worker starts (the workers get the flag too, harmlessly late:
+            # strip it so a restarted worker never forgets a checkpoint again).
+            store = _store(args)
+            asyncio.run(_reset_all(args.reset_checkpoint, definitions, store, log))
+            args.argv = _without(args.argv, "--reset-checkpoint")
+        return asyncio.run(
+            supervise(args, args.argv[1:], workers, admin, log=log, terminal=terminal),
+            loop_factory=loop_factory,
+        )
     store = _store(args)
+    args.leases = _leases(args)
     tune_gc()
     return asyncio.run(
         _run(definitions, store, args, drain_timeout_s, admin, log=log, terminal=terminal),
         loop_factory=loop_factory,
     )
+
+
+async def _reset_all(
+    names: list[str], definitions: list[PipeDefinition], store: CheckpointStore, log: LogOutput
+) -> None:
+    try:
+        for name in names:
+            await _reset_checkpoint(name, definitions, store, log)
+    finally:
+        await store.close()
+
+
+def _without(argv: list[str], option: str) -> list[str]:
+    """``argv`` without ``option VALUE`` / ``option=VALUE`` pairs."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == option:
+            skip = True
+        elif not arg.startswith(option + "="):
+            out.append(arg)
+    return out
 
 
 def event_loop_factory(choice: str) -> Any:
@@ -444,6 +535,7 @@ async def _run(
     from pipes.daemon import Daemon
     from pipes.progress import Progress, summary_lines, summary_records
     from pipes.terminal import StdoutGuard
+    from pipes.workers.assign import runs_in, worker_name
 
     for name in args.reset_checkpoint:
         await _reset_checkpoint(name, definitions, store, log)
@@ -454,7 +546,12 @@ async def _run(
         state_dir=args.state_dir,
         once=args.once,
         drain_timeout_s=drain_timeout_s,
-        runner_options={"start_timeout_s": args.start_timeout_s if args.once else None},
+        runner_options={
+            "start_timeout_s": args.start_timeout_s if args.once else None,
+            "worker": worker_name(args.worker_index) if args.worker_index is not None else "",
+        },
+        leases=args.leases,
+        only=runs_in(args.worker_index, args.worker_count) if args.worker_index is not None else None,
     )
     server: AdminServer | None = None
     if admin is not None:
@@ -482,7 +579,8 @@ async def _run(
             # The default address is taken (another daemon, a test): run on without the API.
             structlog.get_logger().error("admin_unavailable", error=problem)
         else:
-            log.say("admin_started", f"pipes: admin API on {server.url}", url=server.url)
+            if args.worker_index is None:  # a worker's API is the supervisor's business
+                log.say("admin_started", f"pipes: admin API on {server.url}", url=server.url)
     loop = asyncio.get_running_loop()
     signals_seen = 0
 
@@ -540,8 +638,12 @@ async def _run(
         ran_s = h.running_s()
         error = h.error or (h.last_error if h.state == "FAILED" or ran_s == 0 else None)
         rows.append((h.totals(), ran_s, error))
-    for line, record in zip(summary_lines(rows), summary_records(rows), strict=True):
-        log.say("pipe_summary", line, **record)
+    if args.summary_file:
+        # A worker of --workers: the supervisor prints one summary for all of them.
+        await asyncio.to_thread(Path(args.summary_file).write_bytes, orjson.dumps(summary_records(rows)))
+    else:
+        for line, record in zip(summary_lines(rows), summary_records(rows), strict=True):
+            log.say("pipe_summary", line, **record)
     if stdout.closed_by_reader:
         stdout.silence()
         return EXIT_STDOUT_CLOSED

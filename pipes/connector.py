@@ -94,6 +94,10 @@ class SourceContext(ConnectorContext):
     #: The pipe's in-flight bound: the runner never holds more events than this, so a
     #: source need not buffer (or let its callers queue) more.
     max_in_flight: int = 1000
+    #: Which worker process of ``pipes run --workers N`` this is ("" when there is one
+    #: process): a source with a consumer name in a group appends it, so that two
+    #: workers never share one consumer's pending entries.
+    worker: str = ""
 
 
 class Source(ABC):
@@ -120,6 +124,11 @@ class Source(ABC):
     options_model: ClassVar[type[ConnectorOptions]] = NoOptions
     #: True when the source persists positions itself (consumer groups).
     tracks_position: ClassVar[bool] = False
+    #: True when several processes reading the same source share its events through the
+    #: system itself (a Kafka consumer group, a Redis stream consumer group, a reliable
+    #: Redis list): such a pipe may run in every worker and on every machine at once.
+    #: Any other pipe runs in exactly one place (``--workers``, ``--coordination``).
+    shared_by_group: ClassVar[bool] = False
 
     def __init__(self, options: Any) -> None:
         self.options = options

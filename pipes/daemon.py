@@ -30,6 +30,7 @@ from pipes.clock import Clock, SystemClock
 from pipes.config import FileResult, PipeDefinition, find_files, load_paths
 from pipes.errors import FatalError
 from pipes.events import Position
+from pipes.lease_keeper import LeaseKeeper
 from pipes.metrics import DaemonMetrics, PipeObserver, PipeProbe
 from pipes.observe import PipeLog
 from pipes.runner import PipeRunner
@@ -74,6 +75,8 @@ class PipeHandle:
     error: str | None = None
     earlier: PipeStats = field(default_factory=PipeStats)
     earlier_running_s: float = 0.0
+    #: Set while the pipe waits for its lease (``--coordination``): why it does not run here.
+    standby: str | None = None
 
     @property
     def name(self) -> str:
@@ -85,6 +88,8 @@ class PipeHandle:
 
     @property
     def state(self) -> str:
+        if self.standby is not None and not self.alive and self.desired == RUNNING:
+            return PipeState.STANDBY
         if self.runner is not None:
             return self.runner.state
         return PipeState.FAILED if self.error else PipeState.STOPPED
@@ -97,9 +102,11 @@ class PipeHandle:
 
     @property
     def reason(self) -> str | None:
-        """Why the pipe is not plainly RUNNING right now (failing, stalled), or None."""
+        """Why the pipe is not plainly RUNNING right now (failing, stalled, standing by), or None."""
         if self.error:
             return self.error
+        if self.state == PipeState.STANDBY:
+            return self.standby
         return self.runner.health.reason if self.runner is not None and self.alive else None
 
     def stats(self) -> PipeStats:
@@ -161,6 +168,8 @@ class Daemon:
         metrics: DaemonMetrics | None = None,
         loader: Loader | None = None,
         runner_options: Mapping[str, Any] | None = None,
+        leases: LeaseKeeper | None = None,
+        only: Callable[[PipeDefinition], bool] | None = None,
     ) -> None:
         self.store = store
         self.paths = list(paths)
@@ -173,9 +182,13 @@ class Daemon:
         self.loader: Loader = loader or load_paths
         self.runner_options = dict(runner_options or {})
         self.log = structlog.get_logger().bind(component="daemon")
+        #: ``--coordination``: pipes that cannot be shared run only while their lease is held here.
+        self.leases = leases
+        #: ``--workers``: the pipes this process runs, of those its files define (None: all).
+        self.only = only
         self.pipes: dict[str, PipeHandle] = {}
         for d in definitions:
-            if d.name not in self.pipes:
+            if d.name not in self.pipes and (only is None or only(d)):
                 self.pipes[d.name] = self._handle(d)
         #: Called after the set of runners changed (the CLI's progress line follows it).
         self.on_change: Callable[[], None] | None = None
@@ -200,6 +213,7 @@ class Daemon:
             if handle.desired == RUNNING:
                 self._start(handle)
         self._notify()
+        keeper = asyncio.create_task(self.leases.run(self)) if self.leases is not None else None
         if self.once:
             # Wait for every runner, including ones a reload or the API started meanwhile.
             while True:
@@ -213,6 +227,9 @@ class Daemon:
         else:
             await self._stop.wait()
         await self._shutdown()
+        if keeper is not None and self.leases is not None:
+            await keeper
+            await self.leases.close()  # after the pipes drained: another daemon may take over at once
 
     def request_stop(self) -> None:
         """Stop pulling everywhere; each pipe drains within the drain timeout."""
@@ -235,6 +252,23 @@ class Daemon:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    async def stopped(self) -> None:
+        """Until a stop was requested."""
+        await self._stop.wait()
+
+    async def start_leased(self, handle: PipeHandle) -> None:
+        """The lease of ``handle`` was taken here: start it (if it should run)."""
+        async with self._lock:
+            if handle.desired == RUNNING and not handle.alive:
+                self._start(handle)
+        self._notify()
+
+    def lose_lease(self, handle: PipeHandle) -> None:
+        """The lease of ``handle`` expired: stop at once, no drain (another daemon may run it now)."""
+        if handle.runner is not None and handle.alive:
+            handle.runner.abandon()
+        handle.standby = "its lease expired here; another daemon may run it"
+
     async def _shutdown(self) -> None:
         self.request_stop()
         # A reload or API change under way finishes (it starts nothing once stopping);
@@ -248,6 +282,10 @@ class Daemon:
     def _start(self, handle: PipeHandle) -> None:
         if self._stop.is_set() or handle.alive:
             return
+        leases = self.leases
+        if leases is not None and leases.needs(handle) and not leases.holds(handle.name):
+            handle.standby = handle.standby or "waiting for its lease"
+            return  # the lease keeper starts it once the lease is taken here
         if handle.runner is not None:
             handle.earlier = handle.earlier + handle.runner.stats
             handle.earlier_running_s += handle.runner.status().running_s
@@ -478,8 +516,9 @@ class Daemon:
         return out
 
     def not_ready(self) -> dict[str, str]:
-        """Pipes that should run and are not RUNNING, with their states."""
-        return {h.name: h.state for h in self.pipes.values() if h.desired == RUNNING and h.state != RUNNING}
+        """Pipes that should run and are not RUNNING (or standing by for a lease), with their states."""
+        ok = (PipeState.RUNNING, PipeState.STANDBY)
+        return {h.name: h.state for h in self.pipes.values() if h.desired == RUNNING and h.state not in ok}
 
     def runners(self) -> list[PipeRunner]:
         return [h.runner for h in self.pipes.values() if h.runner is not None]

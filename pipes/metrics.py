@@ -24,7 +24,7 @@ __all__ = ["CONTENT_TYPE", "STATES", "DaemonMetrics", "PipeObserver", "PipeProbe
 #: What ``GET /metrics`` answers with (Prometheus text format 0.0.4).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-STATES = ("STARTING", "RUNNING", "DEGRADED", "STOPPING", "STOPPED", "FAILED")
+STATES = ("STARTING", "RUNNING", "DEGRADED", "STOPPING", "STOPPED", "FAILED", "STANDBY")
 _STAGES = ("source", "filter", "filter_transform", "enrichment", "transform", "target")
 # Batches take from well under a millisecond (memory) to seconds (a slow HTTP target).
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

@@ -10,6 +10,7 @@ Prometheus; the daemon plugs its collector in.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any, Protocol
 
@@ -64,9 +65,12 @@ def configure_logging(fmt: str = "console", stream: Any = None) -> LogOutput:
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=False)
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    worker = os.environ.get("PIPES_WORKER")  # a worker process of --workers names itself in every line
+    tag: list[Any] = [_tagger(worker)] if worker else []
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
+            *tag,
             timestamper,
             structlog.processors.format_exc_info,
             renderer,
@@ -78,7 +82,12 @@ def configure_logging(fmt: str = "console", stream: Any = None) -> LogOutput:
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name, timestamper],
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                *tag,
+                timestamper,
+            ],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
@@ -90,6 +99,14 @@ def configure_logging(fmt: str = "console", stream: Any = None) -> LogOutput:
     logging.getLogger().addHandler(handler)
     logging.captureWarnings(True)
     return LogOutput(fmt, out)
+
+
+def _tagger(worker: str) -> Any:
+    def tag(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        event.setdefault("worker", worker)
+        return event
+
+    return tag
 
 
 def _remove_handler() -> None:

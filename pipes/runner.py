@@ -75,6 +75,7 @@ class PipeRunner:
         observer: RunnerObserver | None = None,
         log: PipeLog | None = None,
         rng: random.Random | None = None,
+        worker: str = "",
     ) -> None:
         self.definition = definition
         self.config = config = definition.config
@@ -86,6 +87,8 @@ class PipeRunner:
         self.read_timeout_s = read_timeout_s
         #: ``once``: give up starting after this long (None: keep trying until stopped).
         self.start_timeout_s = start_timeout_s
+        #: The worker process this runs in (``--workers``), for sources' consumer names.
+        self.worker = worker
         self.observer: RunnerObserver = observer or NullObserver()
         self.log = log or PipeLog(self.name, config.log_level)
         self.health = PipeHealth(on_change=lambda state: self.observer.state(str(state)))
@@ -299,6 +302,7 @@ class PipeRunner:
             once=self.once,
             revoke=self._revoke,
             max_in_flight=self.config.in_flight_bound,
+            worker=self.worker,
         )
 
     async def _stop_connectors(self) -> None:

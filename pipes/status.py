@@ -13,7 +13,9 @@ States, as ``pipes status`` shows them:
   itself when the system answers again;
 - ``FAILED``: failing (a system refuses or errors; events are retried, the
   pipe recovers by itself), or, with ``fatal``, stopped for good;
-- ``STOPPING`` (draining) and ``STOPPED``.
+- ``STOPPING`` (draining) and ``STOPPED``;
+- ``STANDBY`` (a daemon's view): with ``--coordination``, the pipe runs where
+  its lease is held, and this daemon takes over if that one dies.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class PipeState(StrEnum):
     STOPPING = "STOPPING"
     STOPPED = "STOPPED"
     FAILED = "FAILED"
+    #: ``--coordination``: the pipe runs on another daemon of the fleet, this one stands by.
+    STANDBY = "STANDBY"
 
 
 @dataclass

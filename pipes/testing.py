@@ -24,6 +24,7 @@ __all__ = [
     "MemoryChannel",
     "MemoryCheckpointStore",
     "MemoryHub",
+    "MemoryLeases",
     "channel",
     "make_runner",
     "run_pipe",
@@ -67,3 +68,48 @@ async def run_pipe(
     runner = make_runner(definition, once=once, state_dir=state_dir, store=store, clock=clock, **kwargs)
     await runner.run()
     return runner.stats
+
+
+class MemoryLeases:
+    """``pipes.coordination.Leases`` in memory, on a clock: several daemons of one test share one table.
+
+    ``owner`` names the daemon; ``table`` is the shared state (pass the first
+    one's to the others): ``{name: (owner, expires_at)}`` on ``clock``.
+    """
+
+    def __init__(
+        self, owner: str, table: dict[str, tuple[str, float]] | None = None, clock: Clock | None = None
+    ) -> None:
+        from pipes.clock import SystemClock
+
+        self.owner = owner
+        self.table: dict[str, tuple[str, float]] = {} if table is None else table
+        self.clock: Clock = clock or SystemClock()
+
+    def _live(self, name: str) -> str | None:
+        found = self.table.get(name)
+        if found is None or found[1] <= self.clock.monotonic():
+            return None
+        return found[0]
+
+    async def acquire(self, name: str, ttl_s: float) -> bool:
+        if self._live(name) is not None:
+            return False
+        self.table[name] = (self.owner, self.clock.monotonic() + ttl_s)
+        return True
+
+    async def renew(self, name: str, ttl_s: float) -> bool:
+        if self._live(name) != self.owner:
+            return False
+        self.table[name] = (self.owner, self.clock.monotonic() + ttl_s)
+        return True
+
+    async def release(self, name: str) -> None:
+        if self._live(name) == self.owner:
+            del self.table[name]
+
+    async def holder(self, name: str) -> str | None:
+        return self._live(name)
+
+    async def close(self) -> None:
+        return None

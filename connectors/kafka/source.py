@@ -112,6 +112,7 @@ class KafkaSource(Source):
 
     options_model = KafkaSourceOptions
     tracks_position = True
+    shared_by_group = True
     options: KafkaSourceOptions
 
     def __init__(self, options: KafkaSourceOptions) -> None:

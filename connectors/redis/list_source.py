@@ -93,6 +93,7 @@ class RedisListSource(Source):
     options_model: ClassVar[type[RedisListSourceOptions]] = RedisListSourceOptions
     #: The processing list is the native record of what is unsettled.
     tracks_position: ClassVar[bool] = True
+    shared_by_group: ClassVar[bool] = True
 
     options: RedisListSourceOptions
 
@@ -116,6 +117,9 @@ class RedisListSource(Source):
         self._reached_end = False
 
     async def start(self, context: SourceContext) -> None:
+        base = self.options.processing_list or f"{self.options.list}:processing:{self.options.consumer}"
+        # Each worker process moves items into a processing list of its own.
+        self._processing = f"{base}:{context.worker}" if context.worker else base
         self._once = context.once
         self._client = open_client(self.options, name=f"pipes:{context.pipe}")
         self._mover = self._client.register_script(_MOVE_MANY)

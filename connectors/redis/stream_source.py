@@ -134,6 +134,7 @@ class RedisStreamSource(Source):
 
     options_model: ClassVar[type[RedisStreamSourceOptions]] = RedisStreamSourceOptions
     tracks_position: ClassVar[bool] = True
+    shared_by_group: ClassVar[bool] = True
 
     options: RedisStreamSourceOptions
 
@@ -164,6 +165,9 @@ class RedisStreamSource(Source):
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self, context: SourceContext) -> None:
+        if context.worker:
+            # One consumer per worker process: two never share a consumer's pending entries.
+            self._consumer = f"{self.options.consumer}-{context.worker}"
         self._clock = context.clock
         self._log = context.log
         self._once = context.once
