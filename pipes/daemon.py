@@ -98,7 +98,7 @@ class PipeHandle:
     def last_error(self) -> str | None:
         if self.error:
             return self.error
-        return self.runner.last_error if self.runner is not None else None
+        return self.runner.status().last_error if self.runner is not None else None
 
     @property
     def reason(self) -> str | None:
@@ -107,11 +107,11 @@ class PipeHandle:
             return self.error
         if self.state == PipeState.STANDBY:
             return self.standby
-        return self.runner.health.reason if self.runner is not None and self.alive else None
+        return self.runner.status().reason if self.runner is not None and self.alive else None
 
     def stats(self) -> PipeStats:
         """Counters over every run of this pipe in this process."""
-        return self.earlier + self.runner.stats if self.runner is not None else self.earlier.copy()
+        return self.earlier + self.runner.status().stats if self.runner is not None else self.earlier.copy()
 
     def counters(self) -> dict[str, Any]:
         return self.stats().as_dict()
@@ -126,15 +126,12 @@ class PipeHandle:
 
     def positions(self) -> dict[str, Position] | None:
         """Checkpoint positions as last settled; None when the pipe never ran here."""
-        return self.runner.tracker.positions() if self.runner is not None else None
+        return dict(self.runner.status().positions) if self.runner is not None else None
 
     def lag(self) -> Mapping[str, int] | None:
         if self.runner is None or not self.alive:
             return None
-        try:
-            return self.runner.source.lag()
-        except Exception:  # lag is best effort; a scrape must never fail on it
-            return None
+        return self.runner.status().lag
 
 
 @dataclass
@@ -287,8 +284,9 @@ class Daemon:
             handle.standby = handle.standby or "waiting for its lease"
             return  # the lease keeper starts it once the lease is taken here
         if handle.runner is not None:
-            handle.earlier = handle.earlier + handle.runner.stats
-            handle.earlier_running_s += handle.runner.status().running_s
+            last = handle.runner.status()
+            handle.earlier = handle.earlier + last.stats
+            handle.earlier_running_s += last.running_s
         handle.error = None
         try:
             runner = PipeRunner(
@@ -319,7 +317,6 @@ class Daemon:
             handle.error = str(exc)
         except Exception as exc:  # a bug in one pipe must not take the others down
             handle.error = f"{type(exc).__name__}: {exc}"
-            runner.health.fail_for_good(handle.error)
             runner.log.error("pipe_crashed", error=handle.error)
 
     async def _stop_pipe(self, handle: PipeHandle) -> None:
@@ -511,7 +508,7 @@ class Daemon:
     def probes(self) -> list[PipeProbe]:
         out = []
         for h in list(self.pipes.values()):
-            in_flight = h.runner.gate.in_flight if h.runner is not None and h.alive else 0
+            in_flight = h.runner.status().in_flight if h.runner is not None and h.alive else 0
             out.append(PipeProbe(h.name, h.state, in_flight, h.lag()))
         return out
 

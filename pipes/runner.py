@@ -223,6 +223,10 @@ class PipeRunner:
                 tasks.append(asyncio.create_task(self._watch()))
                 await self._read_loop()
                 await self._drain()
+        except Exception as exc:  # a bug, not a refusal: the pipe fails alone and its state says so
+            if self._fatal is None:
+                self._fail(PipeFailed(f"{type(exc).__name__}: {exc}"))
+            raise
         finally:
             for task in tasks:
                 task.cancel()
