@@ -296,9 +296,6 @@ class SettledTracker:
         queue = self._open.get(partition)
         return sum(b.pending for b in queue) if queue else 0
 
-    def open_batches(self) -> int:
-        return sum(len(q) for q in self._open.values())
-
     def forget(self, partitions: Iterable[str]) -> list[Batch]:
         """Drop revoked partitions: their batches will never be committed; returns the unsettled ones."""
         dropped: list[Batch] = []

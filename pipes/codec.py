@@ -9,7 +9,7 @@ JSON body that merely looks like the wrapper is an ordinary object.
 
 orjson reads integers beyond 64 bits as floats, losing digits. Rather than pay
 for exact decoding on every event, the stages notice such a value when they
-match or render it (``is_inexact``) and decode that one event again with
+match or render it (``contains_inexact``) and decode that one event again with
 ``decode_exact``, which keeps every digit.
 """
 
@@ -30,7 +30,6 @@ __all__ = [
     "decode_body",
     "decode_exact",
     "encode_payload",
-    "is_inexact",
 ]
 
 #: A body that was not UTF-8 is carried as ``{BASE64_MARKER: "<base64>"}``.
@@ -88,13 +87,8 @@ def _not_json(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def is_inexact(value: Any) -> bool:
-    """Whether a decoded value may be an integer whose digits orjson could not keep."""
-    return type(value) is float and (value >= INEXACT_ABOVE or value <= -INEXACT_ABOVE)
-
-
 def contains_inexact(value: Any) -> bool:
-    """``is_inexact`` anywhere inside ``value``."""
+    """Whether ``value`` holds a float orjson may have made from an integer beyond 64 bits."""
     kind = type(value)
     if kind is float:
         return bool(value >= INEXACT_ABOVE or value <= -INEXACT_ABOVE)
@@ -129,4 +123,4 @@ def encode_payload(payload: Any) -> bytes:
 
 
 class InexactNumber(Exception):
-    """Raised by a stage that placed a value ``is_inexact`` flags: decode this event exactly and redo it."""
+    """Raised by a stage that placed a value ``contains_inexact`` flags: decode this event exactly and redo it."""

@@ -155,11 +155,6 @@ class Event:
         self._body = decode_exact(self.raw)
         self._record = None
 
-    def keep_body(self, body: Any) -> None:
-        """Cache the body a stage already decoded, so that a later record does not decode again."""
-        if self._record is None:
-            self._body = body
-
     @property
     def payload(self) -> Any:
         """What the target writes: the transform's output, else the body."""

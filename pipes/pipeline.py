@@ -371,9 +371,6 @@ class Pipeline:
             events = await step.run(events, tally)
         return events
 
-    def stage_of(self, index: int) -> Stage:
-        return self.steps[index].stage
-
 
 def retry_after(error: Exception) -> float | None:
     """The wait a failure asked for, if any (``RetryableError.retry_after_s``)."""
