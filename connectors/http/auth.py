@@ -40,14 +40,19 @@ class Credentials(Protocol):
         """The API answered 401 to a request sent with ``sent``: True when new credentials are worth one more try."""
         ...
 
+    def secrets(self) -> list[str]:
+        """Every secret text these credentials send or hold, to blank out of what a server echoes back."""
+        ...
+
 
 class StaticCredentials:
     """Fixed headers (basic, api_key, bearer); nothing to refresh."""
 
-    __slots__ = ("_headers",)
+    __slots__ = ("_headers", "_secrets")
 
-    def __init__(self, headers: Mapping[str, str]) -> None:
+    def __init__(self, headers: Mapping[str, str], secrets: list[str] | None = None) -> None:
         self._headers = dict(headers)
+        self._secrets = [*(secrets or []), *self._headers.values()]
 
     def __repr__(self) -> str:
         return "StaticCredentials(<hidden>)"
@@ -57,6 +62,9 @@ class StaticCredentials:
 
     async def refresh(self, sent: Mapping[str, str]) -> bool:
         return False
+
+    def secrets(self) -> list[str]:
+        return self._secrets
 
 
 class OAuthCredentials:
@@ -99,6 +107,13 @@ class OAuthCredentials:
             if self._header is not None and self._header.get("Authorization") == sent.get("Authorization"):
                 self._header = None  # the token we sent was refused: fetch a new one next time
         return True
+
+    def secrets(self) -> list[str]:
+        found = [self._secret]
+        if self._header is not None:
+            token = self._header["Authorization"]
+            found += [token, token.removeprefix("Bearer ")]
+        return found
 
     async def _fetch(self) -> None:
         form = dict(self._form)
@@ -164,12 +179,14 @@ def credentials_for(
         return StaticCredentials({})
     if options.kind == "basic":
         assert options.username is not None and options.password is not None
-        pair = f"{options.username}:{options.password.get_secret_value()}".encode()
-        return StaticCredentials({"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")})
+        password = options.password.get_secret_value()
+        encoded = base64.b64encode(f"{options.username}:{password}".encode()).decode("ascii")
+        return StaticCredentials({"Authorization": f"Basic {encoded}"}, [password, encoded])
     if options.kind == "api_key":
         assert options.value is not None
         return StaticCredentials({options.header: options.value.get_secret_value()})
     if options.kind == "bearer":
         assert options.token is not None
-        return StaticCredentials({"Authorization": f"Bearer {options.token.get_secret_value()}"})
+        token = options.token.get_secret_value()
+        return StaticCredentials({"Authorization": f"Bearer {token}"}, [token])
     return OAuthCredentials(options, session, clock)

@@ -164,16 +164,27 @@ class HttpClient:
         status = answer.status
         if self.policy.delivered(status):
             return None
-        error = self.policy.error(request.what, status, answer.headers, answer.excerpt(), self.clock.wall())
+        excerpt = self.redact(answer.excerpt())
+        error = self.policy.error(request.what, status, answer.headers, excerpt, self.clock.wall())
         if 300 <= status < 400 and not self.policy.retryable(status):
             location = answer.headers.get("Location")
             if location:
                 error = HttpFatalError(
                     f"{request.what}: HTTP {status} to {safe_url(location)} (follow_redirects is off)",
                     status=status,
-                    body=answer.excerpt(),
+                    body=excerpt,
                 )
         return error
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret of the credentials blanked (a server may echo what it got)."""
+        credentials = self._credentials
+        if credentials is None:
+            return text
+        for secret in credentials.secrets():
+            if len(secret) >= 4 and secret in text:
+                text = text.replace(secret, "**********")
+        return text
 
 
 async def _read(resp: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
