@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/run.py [--events N] [--rounds N] [--pipe-workers N]
 
-The options go to the broker benchmarks (bench_redis.py, bench_kafka.py); the
+The options go to the broker benchmarks (bench_redis.py, bench_kafka.py), and
+``--rounds`` to the HTTP one (bench_http.py, which sizes its own runs); the
 micro-benchmarks and the demo run with their own defaults.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 MICRO = ["bench_patterns.py", "bench_templates.py", "bench_demo.py"]
 BROKERS = ["bench_redis.py", "bench_kafka.py"]
+HTTP = ["bench_http.py"]
 
 
 def main() -> int:
@@ -35,9 +37,11 @@ def main() -> int:
         if value is not None:
             forwarded += [option, str(value)]
     failed = []
-    for name in MICRO + BROKERS:
+    for name in MICRO + BROKERS + HTTP:
         print(f"== {name}", flush=True)
         extra = forwarded if name in BROKERS else []
+        if name in HTTP and args.rounds is not None:
+            extra = ["--rounds", str(args.rounds)]
         if subprocess.run([sys.executable, str(HERE / name), *extra], check=False).returncode != 0:
             failed.append(name)
     if failed:

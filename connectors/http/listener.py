@@ -133,9 +133,10 @@ class ListenerRegistry:
     ) -> Listener:
         """Serve ``paths`` with ``route`` on ``listen``, opening the server if needed.
 
-        ``FatalError`` when a path is already served by another pipe or the
-        address is served with other TLS files; ``RetryableError`` when the
-        address cannot be bound (yet).
+        ``RetryableError`` when a path is already served by another pipe, the
+        address is served with other TLS files, or it cannot be bound: the
+        other pipe may be on its way out (a reload that moves a path from one
+        pipe to another starts the new one first), so the runner tries again.
         """
         key = self._key(listen)
         closing = self._closing.get(key)
@@ -147,14 +148,16 @@ class ListenerRegistry:
         listener.users += 1
         try:
             if listener.tls != tls:
-                raise FatalError(
+                raise RetryableError(
                     f"webhook {listen} is already served with other TLS files by pipe "
                     f"{_owners(listener)}: pipes sharing an address must give the same tls_cert_file/tls_key_file"
                 )
             for path in paths:
                 taken = listener.routes.get(path)
                 if taken is not None and taken[1] is not route:
-                    raise FatalError(f"webhook path {path} on {listen} is already served by pipe {taken[0]}")
+                    raise RetryableError(
+                        f"webhook path {path} on {listen} is already served by pipe {taken[0]}"
+                    )
             await listener.open()
             if listener.port == 0:
                 # Port 0 asked for any port: pipes that name the port it got share it too.

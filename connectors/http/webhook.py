@@ -245,6 +245,11 @@ class WebhookSource(Source):
             self._log.warning("webhook_without_auth", listen=options.listen, paths=options.paths)
 
     @property
+    def closing(self) -> bool:
+        """The pipe is stopping: new requests get 503."""
+        return self._closing
+
+    @property
     def port(self) -> int:
         """The port served (the one bound, when ``listen`` asked for port 0)."""
         assert self._listener is not None, "port before start"

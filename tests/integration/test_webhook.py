@@ -343,7 +343,7 @@ async def test_a_stopping_pipe_answers_503_to_new_requests_and_settles_the_pulle
         pulled = asyncio.create_task(post(session, where, b'{"n": 1}'))
         await wait_until(lambda: out.writes == 1, what="the event in the target")
         runner.request_stop()
-        await wait_until(lambda: runner.source._closing, what="the source to notice")  # type: ignore[attr-defined]
+        await wait_until(lambda: runner.source.closing, what="the source to notice")  # type: ignore[attr-defined]
         status, headers, _ = await post(session, where, b'{"n": 2}')
         assert (status, headers["Retry-After"]) == (503, "5")
         out.hold.set()
@@ -407,13 +407,18 @@ async def test_pipes_share_one_listener_by_path(channels: dict[str, str], unique
             assert second.source.port == port  # type: ignore[attr-defined]
             assert (await post(session, f"http://127.0.0.1:{port}/in", b'{"to": "a"}'))[0] == 200
             assert (await post(session, f"http://127.0.0.1:{port}/other", b'{"to": "b"}'))[0] == 200
+            # A second pipe for the same path waits (FAILED, retrying) until the path is free.
             clash = runner_for(
                 webhook_pipe(channels, listen=f"127.0.0.1:{port}", pipe={"name": "c"}), once=False
             )
-            with pytest.raises(
-                PipeFailed, match=f"webhook path /in on 127.0.0.1:{port} is already served by pipe a"
-            ):
-                await clash.run()
+            waiting = asyncio.create_task(clash.run())
+            await wait_until(lambda: clash.last_error is not None, what="the clash to show")
+            assert clash.state == "FAILED"
+            assert clash.last_error == (
+                f"RetryableError: webhook path /in on 127.0.0.1:{port} is already served by pipe a"
+            )
+            clash.request_stop()
+            await asyncio.wait_for(waiting, 10)
         assert (await post(session, f"http://127.0.0.1:{port}/other", b"{}"))[0] == 404
         assert (await post(session, f"http://127.0.0.1:{port}/in", b'{"to": "a"}'))[0] == 200
     assert channel(channels["out"]).written == [{"to": "a"}, {"to": "a"}]
