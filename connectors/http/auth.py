@@ -29,6 +29,9 @@ __all__ = ["Credentials", "OAuthCredentials", "StaticCredentials", "credentials_
 
 #: A token is refreshed this long before the expiry its server gave (at most a tenth of its life).
 _EARLY_S = 30.0
+#: After a failed token request, requests fail with its error for this long instead of asking
+#: again each (a batch of requests must not become a storm against a token endpoint that is down).
+_FAILURE_HOLD_S = 1.0
 
 
 class Credentials(Protocol):
@@ -86,6 +89,8 @@ class OAuthCredentials:
         self._header: dict[str, str] | None = None
         self._expires = 0.0
         self._lock = asyncio.Lock()
+        self._failure: HttpRetryableError | HttpFatalError | None = None
+        self._failed_at = 0.0
         #: Tokens fetched so far (tests and logs read it).
         self.fetched = 0
 
@@ -98,7 +103,15 @@ class OAuthCredentials:
             return header
         async with self._lock:  # one fetch for every request that found the token missing
             if self._header is None or self._clock.monotonic() >= self._expires:
-                await self._fetch()
+                failure = self._failure
+                if failure is not None and self._clock.monotonic() - self._failed_at < _FAILURE_HOLD_S:
+                    raise _again(failure)
+                try:
+                    await self._fetch()
+                except (HttpRetryableError, HttpFatalError) as exc:
+                    self._failure, self._failed_at = exc, self._clock.monotonic()
+                    raise
+                self._failure = None
             assert self._header is not None
             return self._header
 
@@ -154,6 +167,13 @@ class OAuthCredentials:
         self._header = {"Authorization": f"Bearer {token}"}
         self._expires = self._clock.monotonic() + life_s - min(_EARLY_S, life_s / 10)
         self.fetched += 1
+
+
+def _again(error: HttpRetryableError | HttpFatalError) -> HttpRetryableError | HttpFatalError:
+    """A fresh copy of ``error``: every request fails with its own exception."""
+    if isinstance(error, HttpRetryableError):
+        return HttpRetryableError(str(error), error.retry_after_s, error.status, error.body)
+    return HttpFatalError(str(error), error.status, error.body)
 
 
 def _form_quote(text: str) -> str:

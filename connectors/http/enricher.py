@@ -30,12 +30,13 @@ from connectors.http.rendering import (
     BodyEncoder,
     RequestShape,
     batch_arrays,
+    each_request,
     grouping_key,
     json_value,
     merge_headers,
 )
 from pipes.codec import decode_body
-from pipes.connector import ConnectorContext, ConnectorOptions, Enricher, encode_each
+from pipes.connector import ConnectorContext, ConnectorOptions, Enricher
 from pipes.errors import FatalError
 from pipes.events import Event
 from pipes.templates import InputTemplate
@@ -125,7 +126,7 @@ class HttpEnricher(Enricher):
             return []
         if self.options.body == "batch":
             return await self._enrich_batches(events)
-        requests, failed = encode_each(events, self._request)
+        requests, failed = each_request(events, self._request)
         results: list[Result | None] = list(failed)
         # Equal requests are sent once; answers are decoded per event.
         wanted: dict[Any, list[int]] = {}
@@ -187,7 +188,7 @@ class HttpEnricher(Enricher):
         return [decode_body(body) if body else None]
 
     async def _enrich_batches(self, events: Sequence[Event]) -> list[Result]:
-        rendered, failed = encode_each(events, self._batch_item)
+        rendered, failed = each_request(events, self._batch_item)
         results: list[Result | None] = list(failed)
         groups: list[tuple[Request, list[tuple[int, bytes]]]] = []
         last_key: object = None

@@ -9,7 +9,7 @@ payloads, as JSON values, into one array per request.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import orjson
@@ -19,10 +19,11 @@ from yarl import URL
 from connectors.http.client import Request
 from connectors.http.options import HttpClientOptions
 from pipes.codec import Base64Body, encode_payload
-from pipes.events import Event
+from pipes.errors import FatalError
+from pipes.events import Event, Outcome
 from pipes.templates import InputTemplate
 
-__all__ = ["JSON", "TEXT", "BodyEncoder", "RequestShape", "json_value"]
+__all__ = ["JSON", "TEXT", "BodyEncoder", "RequestShape", "each_request", "json_value"]
 
 JSON: Final = "application/json"
 TEXT: Final = "text/plain; charset=utf-8"
@@ -30,6 +31,23 @@ BYTES: Final = "application/octet-stream"
 # First characters a JSON text can start with (after white space).
 _JSON_START = frozenset(b'{["-0123456789tfn')
 _WS = b" \t\r\n"
+
+
+def each_request[T](
+    events: Sequence[Event], make: Callable[[Event], T]
+) -> tuple[list[T | None], list[Outcome]]:
+    """``make(event)`` for each event; one that cannot be made (a template that fails on its
+    record, a payload with no JSON form) fails alone, for good, saying why; the others go on."""
+    made: list[T | None] = []
+    outcomes: list[Outcome] = []
+    for event in events:
+        try:
+            made.append(make(event))
+            outcomes.append(None)
+        except Exception as exc:
+            made.append(None)
+            outcomes.append(FatalError(f"cannot make the request: {type(exc).__name__}: {exc}"))
+    return made, outcomes
 
 
 def _template(text: str) -> InputTemplate | str:

@@ -24,11 +24,12 @@ from connectors.http.rendering import (
     BodyEncoder,
     RequestShape,
     batch_arrays,
+    each_request,
     grouping_key,
     json_value,
     merge_headers,
 )
-from pipes.connector import ConnectorContext, Target, encode_each
+from pipes.connector import ConnectorContext, Target
 from pipes.errors import FatalError
 from pipes.events import Event, Outcome
 
@@ -67,7 +68,7 @@ class HttpTarget(Target):
             return []
         if self.options.body == "batch":
             return await self._write_batches(events)
-        requests, outcomes = encode_each(events, self._request)
+        requests, outcomes = each_request(events, self._request)
         sends = [(i, r) for i, r in enumerate(requests) if r is not None]
         results = await asyncio.gather(*(self._deliver(r) for _, r in sends))
         for (index, _), outcome in zip(sends, results, strict=True):
@@ -90,7 +91,7 @@ class HttpTarget(Target):
         return client.judge(request, answer)
 
     async def _write_batches(self, events: Sequence[Event]) -> list[Outcome]:
-        rendered, outcomes = encode_each(events, self._batch_item)
+        rendered, outcomes = each_request(events, self._batch_item)
         # Consecutive events whose URL and headers render alike share requests.
         groups: list[tuple[Request, list[tuple[int, bytes]]]] = []
         last_key: object = None

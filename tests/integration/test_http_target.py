@@ -41,9 +41,9 @@ def http_pipe(ch: dict[str, str], target: dict[str, Any], **extra: Any) -> dict[
     return definition
 
 
-async def open_target(**options: Any) -> HttpTarget:
+async def open_target(clock: ManualClock | None = None, **options: Any) -> HttpTarget:
     target = HttpTarget(HttpTargetOptions.model_validate(options))
-    await target.start(ConnectorContext(pipe="t"))
+    await target.start(ConnectorContext(pipe="t", clock=clock or ManualClock()))
     return target
 
 
@@ -207,11 +207,17 @@ async def test_a_refused_token_request_fails_the_event_for_good_without_the_secr
             "client_secret": "hush-hush",
             "client_auth": "body",
         }
-        target = await open_target(url=server.url + "/api", auth=auth)
+        clock = ManualClock()
+        target = await open_target(clock, url=server.url + "/api", auth=auth)
         try:
-            [outcome] = await target.write(events({"a": 1}))
+            outcome, *others = await target.write(events({"a": 1}, {"a": 2}, {"a": 3}))
+            assert len(server.seen) == 1, "one refusal answers the requests waiting for the token"
+            await clock.advance(1.0)
+            await target.write(events({"a": 4}))
+            assert len(server.seen) == 2, "a second later the token is asked for again"
         finally:
             await target.stop()
+    assert all(isinstance(o, HttpFatalError) and str(o) == str(outcome) for o in others)
     assert isinstance(outcome, HttpFatalError)
     assert str(outcome) == (
         f"oauth token request to {server.url}/token: HTTP 401 "
