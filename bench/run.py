@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/run.py [--events N] [--rounds N] [--pipe-workers N]
 
-The options go to the broker benchmarks (bench_redis.py, bench_kafka.py); the
+The options go to the broker benchmarks (bench_redis.py, bench_kafka.py), and
+``--rounds`` to the HTTP one (bench_http.py, which sizes its own runs); the
 micro-benchmarks and the demo run with their own defaults.
 """
 
@@ -18,6 +19,7 @@ MICRO = ["bench_patterns.py", "bench_templates.py", "bench_demo.py"]
 BROKERS = ["bench_redis.py", "bench_kafka.py"]
 # Its first run generates 1 GB of weather files (about a minute); later runs reuse them.
 MAP = ["bench_map.py"]
+HTTP = ["bench_http.py"]
 
 
 def main() -> int:
@@ -37,9 +39,11 @@ def main() -> int:
         if value is not None:
             forwarded += [option, str(value)]
     failed = []
-    for name in MICRO + BROKERS + MAP:
+    for name in MICRO + BROKERS + MAP + HTTP:
         print(f"== {name}", flush=True)
         extra = forwarded if name in BROKERS else []
+        if name in HTTP and args.rounds is not None:
+            extra = ["--rounds", str(args.rounds)]
         if subprocess.run([sys.executable, str(HERE / name), *extra], check=False).returncode != 0:
             failed.append(name)
     if failed:

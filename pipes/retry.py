@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -48,12 +49,21 @@ def dead_letter_record(pipe: str, failure: Failure) -> dict[str, Any]:
     An event fails for good precisely when its data is odd (a value with no
     JSON form, say), and its dead letter must still be written: such values are
     kept as their ``repr`` rather than failing the dead letter too.
+
+    An error may carry ``details``, a mapping of facts a connector knows about
+    the failure (an HTTP target: the status code and the start of the response
+    body); they are added to the ``error`` object beside ``type`` and
+    ``message``, which they never replace.
     """
+    error: dict[str, Any] = {"type": type(failure.error).__name__, "message": str(failure.error)}
+    details = getattr(failure.error, "details", None)
+    if isinstance(details, Mapping):
+        error.update((key, value) for key, value in details.items() if key not in error)
     return _json_safe(
         {
             "pipe": pipe,
             "stage": str(failure.stage),
-            "error": {"type": type(failure.error).__name__, "message": str(failure.error)},
+            "error": error,
             "attempts": failure.attempts,
             "first_attempt_at": iso_utc(failure.first_attempt_at),
             "last_attempt_at": iso_utc(failure.last_attempt_at),

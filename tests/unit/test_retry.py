@@ -48,3 +48,14 @@ def test_dead_letter_record_layout() -> None:
         "last_attempt_at": "1970-01-01T00:00:01.500Z",
         "record": {"body": 1},
     }
+
+
+def test_an_errors_details_join_the_error_object_without_replacing_its_keys() -> None:
+    class Refused(FatalError):
+        def __init__(self) -> None:
+            super().__init__("HTTP 400")
+            self.details = {"status": 400, "body": "bad sku", "type": "ignored", "message": "ignored"}
+
+    event = Event(record={"body": 1}, partition="p", position=0)
+    letter = dead_letter_record("pipe", Failure(event, Stage.TARGET, 0, Refused(), 1))
+    assert letter["error"] == {"type": "Refused", "message": "HTTP 400", "status": 400, "body": "bad sku"}
