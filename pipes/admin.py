@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from pipes.admin_guard import AdminGuard
+from pipes.admin_guard import AUTHORIZED, AdminGuard
 from pipes.admin_openapi import openapi_document
 from pipes.daemon import RUNNING, STOPPED, Daemon, PipeHandle
 from pipes.metrics import CONTENT_TYPE
@@ -65,7 +65,9 @@ async def _healthz(request: web.Request) -> web.Response:
 
 async def _readyz(request: web.Request) -> web.Response:
     daemon = request.app[_DAEMON]
-    waiting = daemon.not_ready()
+    # Open to probes without the token; then it says whether, not which pipes.
+    not_ready = daemon.not_ready()
+    waiting: dict[str, str] | int = not_ready if request.get(AUTHORIZED, True) else len(not_ready)
     if daemon.stopping:
         return _json({"status": "stopping", "not_ready": waiting}, 503)
     if waiting:
@@ -88,6 +90,8 @@ def _summary(handle: PipeHandle) -> dict[str, Any]:
         "desired_state": handle.desired,
         "counters": handle.counters(),
         "last_error": handle.last_error,
+        # Why it is not plainly RUNNING now (failing, stalled: DEGRADED, standing by), or null.
+        "reason": handle.reason,
     }
 
 

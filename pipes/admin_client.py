@@ -116,7 +116,7 @@ COUNTER_COLUMNS = (
 
 
 def format_table(pipes: list[dict[str, Any]]) -> list[str]:
-    header = ("NAME", "STATE", "DESIRED", *(title for title, _ in COUNTER_COLUMNS), "LAST ERROR")
+    header = ("NAME", "STATE", "DESIRED", *(title for title, _ in COUNTER_COLUMNS), "REASON / LAST ERROR")
     rows = [header]
     for p in pipes:
         c = p.get("counters", {})
@@ -126,7 +126,7 @@ def format_table(pipes: list[dict[str, Any]]) -> list[str]:
                 str(p["state"]),
                 str(p["desired_state"]),
                 *(f"{c.get(key, 0):,}" for _, key in COUNTER_COLUMNS),
-                " ".join(str(p.get("last_error") or "").split())[:80],
+                " ".join(str(p.get("reason") or p.get("last_error") or "").split())[:80],
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]

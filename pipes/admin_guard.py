@@ -35,6 +35,7 @@ import orjson
 from aiohttp import web
 
 __all__ = [
+    "AUTHORIZED",
     "CSRF_HEADER",
     "AdminGuard",
     "exposure_problem",
@@ -107,6 +108,10 @@ def _refuse(message: str, status: int) -> web.Response:
     return web.Response(body=orjson.dumps({"error": message}), status=status, content_type="application/json")
 
 
+#: Set on every request the guard let through: whether it carried the token.
+AUTHORIZED: web.RequestKey[bool] = web.RequestKey("pipes.authorized", bool)
+
+
 @dataclass(frozen=True)
 class AdminGuard:
     """The checks of this module for one server: the address it is bound to and the names it answers to."""
@@ -115,8 +120,8 @@ class AdminGuard:
     token: str | None = None
     #: More names the Host header may give (``--admin-allow-host``), e.g. a DNS name of the host.
     allowed_hosts: Iterable[str] = field(default=())
-    #: Paths that need no token (liveness probes rarely carry secrets).
-    open_paths: frozenset[str] = frozenset({"/healthz"})
+    #: Paths that need no token: probes rarely carry secrets (``/readyz`` then names no pipe).
+    open_paths: frozenset[str] = frozenset({"/healthz", "/readyz"})
 
     def host_allowed(self, header: str | None) -> bool:
         if header is None:
@@ -148,12 +153,16 @@ class AdminGuard:
                 f"a {request.method} needs Content-Type: application/json or an {CSRF_HEADER} header",
                 415,
             )
-        if self.token and request.path not in self.open_paths:
-            scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(
-                value.strip().encode(), self.token.encode()
-            ):
-                response = _refuse("missing or wrong bearer token (see PIPES_ADMIN_TOKEN)", 401)
-                response.headers["WWW-Authenticate"] = 'Bearer realm="pipes"'
-                return response
+        request[AUTHORIZED] = authorized = self.authorized(request)
+        if not authorized and request.path not in self.open_paths:
+            response = _refuse("missing or wrong bearer token (see PIPES_ADMIN_TOKEN)", 401)
+            response.headers["WWW-Authenticate"] = 'Bearer realm="pipes"'
+            return response
         return await handler(request)
+
+    def authorized(self, request: web.Request) -> bool:
+        """Whether the request carries the token (always, when there is no token)."""
+        if not self.token:
+            return True
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), self.token.encode())

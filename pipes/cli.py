@@ -450,6 +450,12 @@ def _run_command(args: argparse.Namespace, log: LogOutput, terminal: Any) -> int
         )
     store = _store(args)
     args.leases = _leases(args)
+    if args.leases is not None and not args.state:
+        problem = (
+            "--coordination without --state redis://...: a pipe that moves to another daemon "
+            "resumes from that daemon's own checkpoint files, not from where this one stopped"
+        )
+        log.say("coordination_unshared_state", f"pipes run: warning: {problem}", level="warning", problem=problem)
     tune_gc()
     return asyncio.run(
         _run(definitions, store, args, drain_timeout_s, admin, log=log, terminal=terminal),
@@ -501,9 +507,11 @@ def event_loop_factory(choice: str) -> Any:
 def tune_gc() -> None:
     """Fewer, larger garbage collections for a long-lived streaming process.
 
-    A pipe keeps thousands of decoded events in flight; with CPython's default
-    thresholds the young generation is scanned every 700 allocations, which
-    cost the Kafka benchmark about a third of its CPU. Everything loaded so far
+    A pipe allocates many short-lived containers (decoded bodies, batches); with
+    CPython's default thresholds the young generation is scanned every 700
+    allocations. Pipes that keep decoded records around (the generator's, an
+    enrichment's) spend several percent of their CPU on it; pipes whose events
+    stay bytes until a stage decodes them, much less. Everything loaded so far
     (config, modules) lives for the whole run, so it is frozen out of scans.
     ``PIPES_GC_THRESHOLD=700,10,10`` restores the defaults.
     """

@@ -16,8 +16,11 @@ Lifecycle of every role, called by the runner from one task at a time:
 2. ``await start(context)`` -- open clients. May raise ``RetryableError`` when the
    other system is unreachable (the runner retries with backoff) or
    ``FatalError`` for a definition the other system refuses (the pipe fails).
-3. the role's work calls (below), never concurrently with each other unless
-   said so.
+3. the role's work calls (below). What may overlap: a target's ``write`` and an
+   enricher's ``enrich`` for *different* partitions run at once (up to the
+   pipe's ``concurrency``), while calls for one partition never overlap; a
+   source's ``read`` never overlaps another ``read``, but ``commit`` (and
+   ``pause``/``resume``) may be called while a ``read`` is under way.
 4. ``await stop()`` -- close clients; called once, also after a failed start;
    must not raise. Nothing is called after ``stop``.
 """
@@ -199,8 +202,8 @@ class Target(ABC):
       whole batch with that error. Writes of one batch should be issued together
       (pipelined), never one await per event. Delivered means durable as far as
       the target can tell (acked, fsynced): the checkpoint moves past it right
-      after. The runner never calls ``write`` again before the previous call
-      returned.
+      after. Writes of one partition never overlap (the next starts after the
+      previous one returned); writes of different partitions may.
     - ``reads_record``: whether ``write`` reads ``event.record`` or ``event.body``
       (templates over the record, say). When False, the runner frees each
       event's decoded body as soon as the transform is done with it.

@@ -421,7 +421,8 @@ class Daemon:
                     self.log.error("config_invalid", file=result.path, error=line)
                     report.errors.append(line)
             else:
-                candidates.extend(result.pipes)
+                # --workers: a reload brings this worker only its own pipes, as the start did.
+                candidates.extend(d for d in result.pipes if self.only is None or self.only(d))
         chosen: dict[str, PipeDefinition] = {}
         # An invalid file's pipes keep the definition they run with.
         for handle in self.pipes.values():

@@ -59,6 +59,9 @@ def dead_letter_record(pipe: str, failure: Failure) -> dict[str, Any]:
     details = getattr(failure.error, "details", None)
     if isinstance(details, Mapping):
         error.update((key, value) for key, value in details.items() if key not in error)
+    # The record as the source gave it, every digit of huge integers included (decoding
+    # for matching may have rounded them; a dead letter is for a person to read).
+    failure.event.decode_exactly()
     return _json_safe(
         {
             "pipe": pipe,

@@ -91,7 +91,7 @@ class PipeRunner:
         self.worker = worker
         self.observer: RunnerObserver = observer or NullObserver()
         self.log = log or PipeLog(self.name, config.log_level)
-        self.health = PipeHealth(on_change=lambda state: self.observer.state(str(state)))
+        self.health = PipeHealth(on_change=self._state_changed)
         self.stats = PipeStats()
         self.stop = StopControl(self.clock, drain_timeout_s)
         self.gate = InFlightGate(config.in_flight_bound)
@@ -155,6 +155,7 @@ class PipeRunner:
         self._loaded = False
         self._running_since: float | None = None
         self._running_s = 0.0
+        self._was_unwell = False
         #: Since when reads come back empty (None: the last one brought events).
         self._empty_since: float | None = None
 
@@ -195,6 +196,14 @@ class PipeRunner:
         """Stop pulling; in-flight work drains. Safe to call more than once."""
         if self.stop.request():
             self._set_lifecycle(PipeState.STOPPING)
+
+    def _state_changed(self, state: PipeState) -> None:
+        self.observer.state(str(state))
+        if state is PipeState.DEGRADED:
+            self.log.warning("pipe_degraded", reason=self.health.reason)
+        elif state is PipeState.RUNNING and self._was_unwell:
+            self.log.info("pipe_recovered")
+        self._was_unwell = state in (PipeState.DEGRADED, PipeState.FAILED)
 
     def abandon(self) -> None:
         """Stop now, without a drain: what settled is committed, the rest is left for the next run."""

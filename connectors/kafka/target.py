@@ -222,16 +222,17 @@ class KafkaTarget(Target):
             if outcomes[i] is not None:
                 continue
             try:
-                value = event.payload_bytes()
+                # A Kafka tombstone passed through untransformed stays a tombstone.
+                tombstone = event.raw is None and event.layout is KAFKA_LAYOUT and not event.transformed
+                value = None if tombstone else event.payload_bytes()
             except Exception as exc:
                 outcomes[i] = FatalError(f"payload cannot be encoded: {type(exc).__name__}: {exc}")
                 continue
             try:
                 key, headers = self._key_and_headers(event)
-                if len(value) + (len(key) if key else 0) > sure and estimate(key, value, headers) > limit:
-                    outcomes[i] = FatalError(
-                        f"kafka target: record of {len(value)} bytes exceeds max_request_size {limit}"
-                    )
+                size = (len(value) if value else 0) + (len(key) if key else 0)
+                if size > sure and estimate(key, value, headers) > limit:
+                    outcomes[i] = FatalError(f"kafka target: record of {size} bytes exceeds max_request_size {limit}")
                     continue
                 topic = topics[i]
                 if fixed is not None:

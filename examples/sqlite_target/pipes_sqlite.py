@@ -15,8 +15,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from pipes.codec import encode_payload
-from pipes.connector import Connector, ConnectorContext, ConnectorOptions, Target
+from pipes.connector import Connector, ConnectorContext, ConnectorOptions, Target, encode_each
 from pipes.errors import FatalError, RetryableError
 from pipes.events import Event, Outcome
 
@@ -26,11 +25,16 @@ class SqliteOptions(ConnectorOptions):
     table: str = Field(default="events", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Table name.")
 
 
+def _row(event: Event) -> tuple[str, str, str]:
+    return (event.partition, str(event.position), event.payload_bytes().decode("utf-8", "replace"))
+
+
 class SqliteTarget(Target):
     """Inserts each payload as a row ``(partition, position, payload)``; a batch is one transaction."""
 
     options_model = SqliteOptions
     options: SqliteOptions
+    reads_record = False  # it writes payloads only: the runner may free bodies early
 
     def __init__(self, options: SqliteOptions) -> None:
         super().__init__(options)
@@ -49,16 +53,18 @@ class SqliteTarget(Target):
 
     async def write(self, events: Sequence[Event]) -> Sequence[Outcome]:
         assert self.db is not None
-        rows = [(e.partition, str(e.position), encode_payload(e.payload).decode()) for e in events]
+        # One payload that cannot be encoded fails alone, for good; the rest is written.
+        rows, outcomes = encode_each(events, _row)
+        written = [row for row in rows if row is not None]
         try:
             with self.db:  # one transaction per batch
                 # INSERT OR REPLACE makes a redelivery (at-least-once) idempotent.
-                self.db.executemany(f"INSERT OR REPLACE INTO {self.options.table} VALUES (?, ?, ?)", rows)
+                self.db.executemany(f"INSERT OR REPLACE INTO {self.options.table} VALUES (?, ?, ?)", written)
         except sqlite3.OperationalError as exc:  # locked, disk full: may pass later
-            return [RetryableError(f"sqlite: {exc}")] * len(events)
+            return [RetryableError(f"sqlite: {exc}") if o is None else o for o in outcomes]
         except sqlite3.DatabaseError as exc:  # corrupt file, schema mismatch: will not pass
-            return [FatalError(f"sqlite: {exc}")] * len(events)
-        return [None] * len(events)
+            return [FatalError(f"sqlite: {exc}") if o is None else o for o in outcomes]
+        return outcomes
 
     async def stop(self) -> None:
         if self.db is not None:

@@ -54,9 +54,11 @@ def merge_pipes(answers: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]
                 "state": pipe.get("state"),
                 "counters": pipe.get("counters", {}),
                 "last_error": pipe.get("last_error"),
+                "reason": pipe.get("reason"),
             }
-            if entry.get("last_error") is None:
-                entry["last_error"] = pipe.get("last_error")
+            for key in ("last_error", "reason"):
+                if entry.get(key) is None:
+                    entry[key] = pipe.get(key)
     for entry in merged.values():
         entry["state"] = _worst(w["state"] for w in entry["workers"].values())
     return list(merged.values())

@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -30,10 +31,22 @@ _SUPERVISOR_ONLY = {
 }
 
 
+def usable_cores() -> int:
+    """The cores this process may use: its CPU affinity, and a container's CPU limit (cgroup v2)."""
+    cores = os.process_cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+    except (OSError, ValueError):
+        return cores
+    if quota == "max":
+        return cores
+    return max(1, min(cores, int(int(quota) / int(period))))
+
+
 def parse_workers(text: str) -> int:
-    """``--workers N`` or ``auto`` (the number of cores); ``ValueError`` with one line."""
+    """``--workers N`` or ``auto`` (the cores this process may use); ``ValueError`` with one line."""
     if text == "auto":
-        return os.cpu_count() or 1
+        return usable_cores()
     if not text.isdigit() or int(text) < 1:
         raise ValueError(f"{text!r}: give a number of worker processes (1 or more) or auto")
     return int(text)

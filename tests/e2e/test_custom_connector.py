@@ -96,3 +96,15 @@ def test_the_example_writes_its_database_into_a_folder_git_ignores(tmp_path: Pat
     ).stdout.split("\n")
     assert [line for line in untracked if line and not line.endswith(".gitignore")] == []
     assert len(rows(checkout / "out" / "orders.db")) == EXPECTED
+
+
+async def test_the_example_connector_passes_the_conformance_suite(tmp_path: Path) -> None:
+    import importlib.util
+
+    from pipes.conformance import check_target
+
+    spec = importlib.util.spec_from_file_location("pipes_sqlite_example", EXAMPLE / "pipes_sqlite.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    await check_target(lambda: module.SqliteTarget(module.SqliteOptions(path=str(tmp_path / "c.db"))))

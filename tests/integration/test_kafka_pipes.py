@@ -140,8 +140,10 @@ async def test_kafka_to_file_with_values_that_are_not_json(kafka: KafkaBroker, t
 async def test_values_pass_through_unchanged_without_a_transform(kafka: KafkaBroker, tmp_path: Path) -> None:
     topic = await kafka.create_topic(partitions=1)
     out = await kafka.create_topic(partitions=1)
-    values = [b'{"a": 1}', b"text", b"\xff\x00raw"]
-    await kafka.produce(topic, values, keys=[b"k", None, b"\x80"], headers=[[("h", b"1")], [], []])
+    values: list[bytes | None] = [b'{"a": 1}', b"text", b"\xff\x00raw", None]
+    await kafka.produce(
+        topic, values, keys=[b"k", None, b"\x80", b"gone"], headers=[[("h", b"1")], [], [], []]
+    )
     stats = await run_pipe(
         {
             "name": "passthrough",
@@ -150,12 +152,13 @@ async def test_values_pass_through_unchanged_without_a_transform(kafka: KafkaBro
         },
         state_dir=tmp_path,
     )
-    assert stats.delivered == 3
-    records = await kafka.consume_all(out, 3)
+    assert stats.delivered == 4
+    records = await kafka.consume_all(out, 4)
     assert [(r.key, r.value, list(r.headers)) for r in records] == [
         (b"k", b'{"a": 1}', [("h", b"1")]),  # the bytes as read: not decoded and written again
         (None, b"text", []),
         (b"\x80", b"\xff\x00raw", []),
+        (b"gone", None, []),  # a tombstone stays a tombstone
     ]
 
 

@@ -177,6 +177,8 @@ async def test_redis_stream_work_is_split_a_killed_worker_comes_back_and_nothing
             timeout=30,
             what="the new pipe in both workers",
         )
+        # ... and a pipe that cannot be shared stays in its one worker after the reload.
+        assert [v["state"] for v in run.pipe("single")["workers"].values()] == ["RUNNING"]
     finally:
         err = run.stop() if run.process.poll() is None else ""
     assert run.process.returncode == 0, err

@@ -115,3 +115,20 @@ async def test_a_lease_that_cannot_be_renewed_stops_the_pipe_at_once(
     await wait_until(lambda: not holder.pipes["single"].alive, timeout=5 * TTL_S, what="the pipe stopped")
     assert holder.pipes["single"].state == "STANDBY"
     assert len(running(daemons)) == 0  # nobody but the intruder: no second copy anywhere
+
+
+def test_workers_auto_is_the_cores_this_process_may_use() -> None:
+    import os
+
+    from pipes.workers.command import parse_workers, usable_cores
+
+    assert parse_workers("auto") == usable_cores() >= 1
+    assert usable_cores() <= (os.process_cpu_count() or 1)
+    assert parse_workers("3") == 3
+    for bad in ("0", "-1", "two", ""):
+        try:
+            parse_workers(bad)
+        except ValueError as exc:
+            assert "worker processes" in str(exc)
+        else:
+            raise AssertionError(f"{bad!r} accepted")

@@ -70,10 +70,10 @@ async def test_a_corrupt_checkpoint_is_fatal_and_says_how_to_recover(
     assert await store.reset("t") and not store.path("t").exists()
 
 
-async def test_a_resumed_pipe_says_where_it_resumes(channels: dict[str, str]) -> None:
+async def test_a_resumed_pipe_says_where_it_resumes(channels: dict[str, str], tmp_path: Path) -> None:
     channel(channels["in"]).put(*range(5))
     clock = ManualClock()
-    store_kw = {"store": FileCheckpointStore(Path(channels["in"]))}
+    store_kw = {"store": FileCheckpointStore(tmp_path)}
     await run_to_end(runner_for(pipe(channels), clock, **store_kw), clock)
     with capture_logs() as logs:
         await run_to_end(runner_for(pipe(channels), clock, **store_kw), clock)
@@ -89,8 +89,11 @@ async def test_a_target_that_stops_answering_makes_the_pipe_degraded_until_it_an
     channel(channels["in"]).put(1, 2, 3)
     clock = ManualClock()
     states: list[str] = []
-    runner = runner_for(pipe(channels, stall_timeout="10s"), clock, once=False)
-    runner.health._on_change = lambda state: states.append(str(state))
+    logs_cm = capture_logs()
+    logs = logs_cm.__enter__()
+    runner = runner_for(
+        pipe(channels, stall_timeout="10s"), clock, once=False, observer=StateRecorder(states)
+    )
     task = asyncio.create_task(runner.run())
     await wait_until(lambda: out.writes == 1, what="a write under way")
     await clock.advance(5)
@@ -109,6 +112,24 @@ async def test_a_target_that_stops_answering_makes_the_pipe_degraded_until_it_an
     assert "DEGRADED" in states
     runner.request_stop()
     await task
+    logs_cm.__exit__(None, None, None)
+    said = [(e["event"], e.get("reason")) for e in logs if e["event"] in ("pipe_degraded", "pipe_recovered")]
+    assert said[0][0] == "pipe_degraded" and said[0][1].startswith("target: no answer for")
+    assert said[-1] == ("pipe_recovered", None)
+
+
+class StateRecorder:
+    def __init__(self, states: list[str]) -> None:
+        self.states = states
+
+    def events(self, kind: str, count: int, stage: str | None = None) -> None:
+        pass
+
+    def duration(self, stage: str, seconds: float) -> None:
+        pass
+
+    def state(self, state: str) -> None:
+        self.states.append(state)
 
 
 async def test_a_stage_duration_is_reported_for_the_source(channels: dict[str, str]) -> None:

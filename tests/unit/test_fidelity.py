@@ -90,6 +90,14 @@ async def test_a_pattern_matches_a_big_integer_exactly(tmp_path: Path) -> None:
     assert written == [lines[0]]
 
 
+async def test_a_dead_letter_keeps_every_digit_of_the_record(tmp_path: Path) -> None:
+    lines = [b'{"id": 123456789012345678901234567890}']
+    _, stats = await run_file_pipe(tmp_path, lines, transform={"jmespath": "length(body.id)"})
+    assert stats.dead_lettered == 1
+    dead = (tmp_path / "dlq.jsonl").read_bytes()
+    assert b'"body":{"id":123456789012345678901234567890}' in dead
+
+
 async def test_a_payload_that_cannot_be_encoded_fails_alone_at_once(tmp_path: Path) -> None:
     # The enrichment hands back a value JSON has no form for, for one event only.
     lines = [b'{"id": 1}', b'{"id": 2, "poison": true}', b'{"id": 3}']
