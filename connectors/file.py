@@ -323,7 +323,10 @@ class FileTarget(Target):
             return outcomes
         data = b"\n".join(written) + b"\n"
         try:
-            await asyncio.to_thread(self._write, fd, data)
+            if self.options.fsync:  # fsync takes milliseconds: off the event loop
+                await asyncio.to_thread(self._write, fd, data)
+            else:  # a write to the page cache is quicker than a thread hand-off
+                self._write(fd, data)
         except OSError as exc:
             reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
             error = RetryableError(f"file: cannot write {self.options.path}: {reason}")

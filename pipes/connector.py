@@ -132,6 +132,10 @@ class Source(ABC):
     #: Redis list): such a pipe may run in every worker and on every machine at once.
     #: Any other pipe runs in exactly one place (``--workers``, ``--coordination``).
     shared_by_group: ClassVar[bool] = False
+    #: The ``batch.window`` this source wants when the pipe does not set one (None: the
+    #: pipe's default). A source whose senders wait for each event's outcome (a webhook)
+    #: says 0: a request must not wait for a batch to fill.
+    batch_window_s: ClassVar[float | None] = None
 
     def __init__(self, options: Any) -> None:
         self.options = options

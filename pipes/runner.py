@@ -146,6 +146,10 @@ class PipeRunner:
             clock=self.clock,
         )
         self._lanes: dict[str, Lane] = {}
+        #: The batch window: the pipe's when it sets one, else the source's preference, else the default.
+        explicit = "batch" in config.model_fields_set and "window" in config.batch.model_fields_set
+        preferred = getattr(self.source, "batch_window_s", None)
+        self._window_s = config.batch.window if explicit or preferred is None else float(preferred)
         #: Queued events beyond which a retrying lane's partition is paused at the source.
         self._lane_cap = min(2 * config.batch.size, max(1, config.in_flight_bound // 2))
         self._settled = asyncio.Event()  # a batch settled (a revoke waits on it)
@@ -422,7 +426,7 @@ class PipeRunner:
         lane = Lane(
             partition,
             size=self.config.batch.size,
-            window_s=self.config.batch.window,
+            window_s=self._window_s,
             clock=self.clock,
             gate=self.gate,
             processor=self.processor,

@@ -183,6 +183,8 @@ class WebhookSource(Source):
     options_model: ClassVar[type[WebhookOptions]] = WebhookOptions
     options: WebhookOptions
     tracks_position: ClassVar[bool] = True
+    # Every sender waits for its event's outcome: a batch is cut at once, not after a window.
+    batch_window_s: ClassVar[float | None] = 0.0
 
     def __init__(self, options: WebhookOptions) -> None:
         super().__init__(options)
