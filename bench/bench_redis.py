@@ -57,6 +57,8 @@ from workload import BATCH, cart_event, expected_payload, pipe_filter, pipe_tran
 
 HERE = Path(__file__).resolve().parent
 PIPES = str(Path(sys.executable).parent / "pipes")
+#: Another installation's `pipes` command (--pipes-before): an earlier version, measured in the same run.
+PIPES_BEFORE: str | None = None
 INPUT = "bench:cart"
 CONTENDERS = ["loop", "loop-x2", "pipes"]
 
@@ -170,11 +172,12 @@ def contender(name: str, url: str, group: str, output: str, workdir: Path) -> Co
     path = workdir / "bench-redis.yaml"
     path.write_text(yaml.safe_dump(pipe, sort_keys=False))
     # The admin API on a port of its own: the default one may belong to another daemon on this host.
-    argv = [PIPES, "run", str(path), "--state-dir", str(workdir / "state"), "--no-progress"]
+    binary = PIPES_BEFORE if name == "pipes-before" and PIPES_BEFORE else PIPES
+    argv = [binary, "run", str(path), "--state-dir", str(workdir / "state"), "--no-progress"]
     argv += ["--admin", f"127.0.0.1:{free_port()}"]
     if workers:
         return Contender(f"pipes x{workers}", [*argv, "--workers", str(workers)], processes=workers + 1)
-    return Contender("pipes", argv)
+    return Contender("pipes before" if name == "pipes-before" else "pipes", argv)
 
 
 async def measure(
@@ -260,6 +263,11 @@ def main() -> int:
     parser.add_argument(
         "--keep", action="store_true", help="keep each contender's folder (pipe file, its stderr)"
     )
+    parser.add_argument(
+        "--pipes-before",
+        metavar="PIPES_COMMAND",
+        help="also run this `pipes` command (another installation: an earlier version) as 'pipes before'",
+    )
     args = parser.parse_args()
     names = [n.strip() for n in args.contenders.split(",") if n.strip()]
     unknown = set(names) - set(CONTENDERS)
@@ -269,6 +277,10 @@ def main() -> int:
         )
     if args.pipe_workers:
         names.append(f"pipes-x{args.pipe_workers}")
+    if args.pipes_before:
+        global PIPES_BEFORE
+        PIPES_BEFORE = args.pipes_before
+        names.append("pipes-before")
     env = {}
     if args.gc_threshold:
         env = {"PIPES_GC_THRESHOLD": args.gc_threshold, "BENCH_GC_THRESHOLD": args.gc_threshold}

@@ -377,7 +377,7 @@ def print_table(title: str, runs: dict[str, list[Run]], baseline: str = "loop") 
 
 def display_order(name: str) -> tuple[int, str]:
     """Table order: the loop first (the baseline), its scaling reference, the peer, then the pipe."""
-    return ({"loop": 0, "loop x2": 1, "quix": 2, "pipes": 3}.get(name, 4), name)
+    return ({"loop": 0, "loop x2": 1, "quix": 2, "pipes before": 3, "pipes": 4}.get(name, 5), name)
 
 
 def print_scaling(runs: dict[str, list[Run]]) -> None:
