@@ -374,6 +374,11 @@ class Pipeline:
     def stage_of(self, index: int) -> Stage:
         return self.steps[index].stage
 
+    @property
+    def after_enrichment(self) -> int:
+        """The step after the enrichment (0 without one): where a record the enrichment returned goes on."""
+        return next((step.index + 1 for step in self.steps if step.stage is Stage.ENRICHMENT), 0)
+
 
 def retry_after(error: Exception) -> float | None:
     """The wait a failure asked for, if any (``RetryableError.retry_after_s``)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -42,24 +43,40 @@ class RetryPolicy:
         return age is not None and now_monotonic - failure.received_at >= age
 
 
-def dead_letter_record(pipe: str, failure: Failure) -> dict[str, Any]:
+def dead_letter_record(
+    pipe: str, failure: Failure, earlier: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The documented dead-letter record (docs/delivery.md); always JSON, whatever the event held.
 
     An event fails for good precisely when its data is odd (a value with no
     JSON form, say), and its dead letter must still be written: such values are
     kept as their ``repr`` rather than failing the dead letter too.
+
+    ``earlier`` is the dead letter a redrive sent again, when this failure is
+    its next one: the new record counts the redrives (``redrive_count``) and
+    keeps the first failure ever (``first_failure``: stage, error, attempts and
+    times), so that what went wrong in the first place is never lost.
     """
-    return _json_safe(
-        {
-            "pipe": pipe,
-            "stage": str(failure.stage),
-            "error": {"type": type(failure.error).__name__, "message": str(failure.error)},
-            "attempts": failure.attempts,
-            "first_attempt_at": iso_utc(failure.first_attempt_at),
-            "last_attempt_at": iso_utc(failure.last_attempt_at),
-            "record": failure.event.record,
-        }
-    )
+    record: dict[str, Any] = {
+        "pipe": pipe,
+        "stage": str(failure.stage),
+        "error": {"type": type(failure.error).__name__, "message": str(failure.error)},
+        "attempts": failure.attempts,
+        "first_attempt_at": iso_utc(failure.first_attempt_at),
+        "last_attempt_at": iso_utc(failure.last_attempt_at),
+        "record": failure.event.record,
+    }
+    if earlier is not None:
+        first = earlier.get("first_failure")
+        if not isinstance(first, dict):
+            first = {key: earlier.get(key) for key in _FAILURE_KEYS}
+        record["redrive_count"] = int(earlier.get("redrive_count") or 0) + 1
+        record["first_failure"] = first
+    return _json_safe(record)
+
+
+#: What describes one failure in a dead-letter record (kept as ``first_failure`` across redrives).
+_FAILURE_KEYS = ("stage", "error", "attempts", "first_attempt_at", "last_attempt_at")
 
 
 def _json_safe(value: dict[str, Any]) -> dict[str, Any]:
