@@ -173,6 +173,36 @@ class Selection:
     since_s: float | None = None
     limit: int | None = None
 
+    @classmethod
+    def parse(
+        cls, where: Any = None, since: str | None = None, limit: Any = None, *, now_s: float
+    ) -> Selection:
+        """From what an operator gave (``where``: a pattern, or its JSON text); ``ValueError`` in one line."""
+        from pipes.patterns import EventFilter
+        from pipes.times import parse_time
+
+        compiled = None
+        if where is not None and where != "":
+            try:
+                compiled = EventFilter.compile([where])
+            except ValueError as exc:
+                raise ValueError(f"--where: invalid pattern: {' '.join(str(exc).split())}") from None
+        since_s = None
+        if since:
+            try:
+                since_s = parse_time(since, now_s)
+            except ValueError as exc:
+                raise ValueError(f"--since {exc}") from None
+        count = None
+        if limit is not None and limit != "":
+            try:
+                count = int(limit)
+            except (TypeError, ValueError):
+                count = -1
+            if count < 1:
+                raise ValueError(f"--limit {limit!r}: give a whole number of records, 1 or more")
+        return cls(compiled, since_s, count)
+
     @property
     def everything(self) -> bool:
         return self.where is None and self.since_s is None
