@@ -16,7 +16,7 @@ import asyncio
 import os
 import ssl
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, TextIO
 
 import aiohttp
@@ -142,7 +142,7 @@ async def stream(
     body: Any = None,
     ca_file: str | None = None,
     connect_timeout_s: float = 5.0,
-) -> AsyncIterator[Any]:
+) -> AsyncGenerator[Any]:
     """A request whose answer is JSON lines (a redrive's progress, dead-letter records): each, decoded, as it comes."""
     url, headers, data, tls = _request(address, method, path, token, body, ca_file)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s, connect=connect_timeout_s)

@@ -29,6 +29,8 @@ import orjson
 import structlog
 from aiohttp import web
 
+from pipes.bounded_source import bounded
+from pipes.config import PipeDefinition
 from pipes.daemon import RUNNING, Daemon, PipeHandle
 from pipes.dead_letters import CannotReadBack, Selection, reader_for
 from pipes.errors import PipesError
@@ -239,8 +241,10 @@ class FailureRoutes:
             return _error("the daemon is shutting down", 409)
         force = bool(body.get("force"))
 
+        original = handle.definition
+
         async def move(pipe: PipeHandle) -> list[PartitionMove]:
-            return await replay(
+            moves = await replay(
                 pipe.definition,
                 daemon.store,
                 start,
@@ -249,6 +253,11 @@ class FailureRoutes:
                 clock=daemon.clock,
                 state_dir=daemon.state_dir,
             )
+            limits = {m.partition: m.until for m in moves if m.until is not None}
+            if limits and pipe.desired == RUNNING:
+                # The replayed run goes no further than --to (then it is stopped, below).
+                pipe.definition = bounded(pipe.definition, limits)
+            return moves
 
         try:
             moves = await daemon.with_pipe_stopped(handle.name, move)
@@ -258,11 +267,12 @@ class FailureRoutes:
             return _error(str(exc), 422)
         except PipesError as exc:
             return _error(f"replay: {exc}", 502)
-        watching = until is not None and handle.desired == RUNNING and any(m.until is not None for m in moves)
+        watching = handle.definition is not original
         if watching:
-            task = asyncio.create_task(self._stop_when_reached(handle.name, moves))
+            task = asyncio.create_task(self._stop_when_reached(handle, original, moves))
             self.watchers.add(task)
             task.add_done_callback(self.watchers.discard)
+        await asyncio.sleep(0)  # the restarted runner takes its first step (STARTING)
         return _json(
             {
                 "name": handle.name,
@@ -273,20 +283,29 @@ class FailureRoutes:
             }
         )
 
-    async def _stop_when_reached(self, name: str, moves: list[PartitionMove]) -> None:
+    async def _stop_when_reached(
+        self, handle: PipeHandle, original: PipeDefinition, moves: list[PartitionMove]
+    ) -> None:
         """Stop the replayed pipe once every partition settled through its ``until`` position."""
         daemon = self.daemon
-        limits = {m.partition: m.until for m in moves if m.until is not None}
-        while not daemon.stopping:
-            handle = daemon.pipes.get(name)
-            if handle is None or handle.desired != RUNNING:
-                return  # removed, or stopped by someone else meanwhile
-            positions = handle.positions() or {}
-            if all(reached(positions.get(p), until) for p, until in limits.items() if until is not None):
-                self.log.info("replay_reached_to", pipe=name, positions=positions)
-                await daemon.stop_pipe(name)
-                return
-            await daemon.clock.sleep(WATCH_INTERVAL_S)
+        bounded_definition = handle.definition
+        limits = {m.partition: (m.until, m.new) for m in moves if m.until is not None}
+        try:
+            while not daemon.stopping:
+                if daemon.pipes.get(handle.name) is not handle or handle.desired != RUNNING:
+                    return  # removed, or stopped by someone else meanwhile
+                if handle.definition is not bounded_definition:
+                    return  # reloaded with a changed definition: that one runs unbounded
+                positions = handle.positions() or {}
+                # A partition with nothing to deliver again has reached its end from the start.
+                if all(reached(positions.get(p, new), until) for p, (until, new) in limits.items()):
+                    self.log.info("replay_reached_to", pipe=handle.name, positions=positions)
+                    await daemon.stop_pipe(handle.name)
+                    return
+                await daemon.clock.sleep(WATCH_INTERVAL_S)
+        finally:
+            if handle.definition is bounded_definition:
+                handle.definition = original  # the next start runs the pipe as defined
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
