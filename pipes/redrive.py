@@ -15,7 +15,7 @@ pipe with an enrichment holds what the enrichment returned (the record as
 that stage saw it), so it goes on from the step after the enrichment, which is
 not called twice; every other one goes through every stage.
 
-Batches are taken one after the other. After each one settled, its records
+Batches (of the pipe's ``batch.size``) are taken one after the other. After each one settled, its records
 are added to the ``RedriveLedger`` and the ledger is saved: a redrive that is
 stopped or killed resumes without sending again more than the batch it was
 in, and a later redrive does not send again what one already did.
@@ -51,8 +51,6 @@ from pipes.stopping import StopControl
 
 __all__ = ["Redrive", "RedriveProgress", "open_log"]
 
-#: Dead letters per batch.
-BATCH = 100
 #: Stages whose dead letters hold the enrichment's result rather than the source's record.
 _AFTER_ENRICHMENT = frozenset({str(Stage.TRANSFORM), str(Stage.TARGET)})
 
@@ -292,6 +290,7 @@ class Redrive:
     def _runs(self, batch: list[Pending], resume_at: int) -> list[tuple[list[Pending], int]]:
         """The batch cut into runs of records that start at the same step (unreadable ones set aside)."""
         runs: list[tuple[list[Pending], int]] = []
+        size = self.definition.config.batch.size
         for pending in batch:
             source_record, resume = self._source_record(pending)
             if source_record is None:
@@ -303,8 +302,14 @@ class Redrive:
                 )
                 continue
             start = resume_at if resume else 0
-            # A run is one batch of the tracker: one partition, one starting step.
-            if runs and runs[-1][1] == start and runs[-1][0][-1].letter.partition == pending.letter.partition:
+            # A run is one batch: one partition, one starting step, at most the pipe's batch size.
+            last = runs[-1] if runs else None
+            if (
+                last is not None
+                and last[1] == start
+                and len(last[0]) < size
+                and last[0][-1].letter.partition == pending.letter.partition
+            ):
                 runs[-1][0].append(pending)
             else:
                 runs.append(([pending], start))
