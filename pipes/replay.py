@@ -86,7 +86,7 @@ class ReplayPoint:
     @property
     def time_ms(self) -> int:
         assert self.time_s is not None
-        return int(self.time_s * 1000)
+        return round(self.time_s * 1000)
 
     def position_for(self, partition: str) -> str | None:
         """The position written for ``partition`` (or for every partition); None when not given."""

@@ -18,7 +18,14 @@ from contextlib import aclosing, suppress
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalGenerationError,
+    KafkaConnectionError,
+    KafkaError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
 
 from connectors.kafka.options import KafkaConnectionOptions, client_kwargs
 from pipes.errors import FatalError, RetryableError
@@ -27,6 +34,8 @@ __all__ = ["PartitionReader"]
 
 #: Longest wait for a fetch that must bring something (a record known to be there).
 FETCH_DEADLINE_S = 15.0
+#: Longest wait for a group to hand every partition to a member that joined to commit.
+JOIN_DEADLINE_S = 60.0
 
 
 class PartitionReader:
@@ -41,6 +50,7 @@ class PartitionReader:
     ) -> None:
         self.options = options
         self.group_id = group_id
+        self._pipe = pipe
         self._consumer = AIOKafkaConsumer(
             group_id=group_id,
             enable_auto_commit=False,
@@ -138,16 +148,50 @@ class PartitionReader:
         return None if offset is None else int(offset)
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        """Commit ``offsets`` for the group, as a client outside it."""
+        """Commit ``offsets`` for the group: from outside it, else as its only member.
+
+        Kafka takes a commit from outside a group that has no members. A broker
+        that refuses it for a group that ever had members (Tansu does) gets it
+        from a member that joined for the purpose and holds every partition.
+        """
         consumer = self._consumer
         consumer.assign(list(offsets))
         try:
             await consumer.commit(offsets)
+            return
+        except (CommitFailedError, UnknownMemberIdError, IllegalGenerationError, RebalanceInProgressError):
+            pass
         except KafkaError as exc:
             raise FatalError(
-                f"kafka: cannot commit offsets for group {self.group_id!r} ({type(exc).__name__}: {exc}); "
-                "is another process of the group running? Stop every member first"
+                f"kafka: cannot commit offsets for group {self.group_id!r}: {type(exc).__name__}: {exc}"
             ) from exc
+        await self._commit_as_member(offsets)
+
+    async def _commit_as_member(self, offsets: dict[TopicPartition, int]) -> None:
+        member = AIOKafkaConsumer(
+            *sorted({tp.topic for tp in offsets}),
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            **{**client_kwargs(self.options, self._pipe), "client_id": f"pipes-{self._pipe}-replay"},
+        )
+        try:
+            await member.start()
+            deadline = time.monotonic() + JOIN_DEADLINE_S
+            while not set(offsets) <= member.assignment():
+                if time.monotonic() > deadline:
+                    raise FatalError(
+                        f"kafka: group {self.group_id!r} did not hand every partition to pipes within "
+                        f"{JOIN_DEADLINE_S:.0f}s: is another process of the group running? Stop every member first"
+                    )
+                await member.getmany(timeout_ms=100, max_records=1)
+            await member.commit(offsets)
+        except KafkaError as exc:
+            raise FatalError(
+                f"kafka: cannot commit offsets for group {self.group_id!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+        finally:
+            with suppress(Exception):
+                await member.stop()
 
     async def record_at(self, tp: TopicPartition, offset: int, end: int) -> Any | None:
         """The first record of ``tp`` at or after ``offset`` (before ``end``), or None."""
