@@ -38,7 +38,7 @@ EVENTS = 300
 BATCH = 100
 
 #: The failing target: what it does depends on the control file, read at each call.
-SINK = '''
+SINK = """
 import json, os, time
 
 def write(batch, options):
@@ -61,7 +61,7 @@ def write(batch, options):
             if sum(1 for _ in out) >= int(control.split(":")[1]):
                 time.sleep(3600)  # written but never answered: killed here
     return outcomes
-'''
+"""
 
 KINDS = ["file", "kafka", "redis_stream", "redis_list", "redis_list_lpush"]
 
@@ -125,7 +125,12 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Setup:
     elif kind == "kafka":
         kafka = request.getfixturevalue("kafka")
         topic = asyncio.run(kafka.create_topic(partitions=1))
-        dead_letter = {"type": "kafka", "bootstrap_servers": kafka.bootstrap, "topic": topic, "idempotent": False}
+        dead_letter = {
+            "type": "kafka",
+            "bootstrap_servers": kafka.bootstrap,
+            "topic": topic,
+            "idempotent": False,
+        }
     else:
         url: str = request.getfixturevalue("redis_url")
         key = f"dlq-{tmp_path.name}-{kind}"
@@ -238,7 +243,9 @@ def test_a_redrive_killed_half_way_sends_again_only_the_batch_it_was_in(setup: S
             run_cli(setup, "dlq", "redrive"), stdout=sink, stderr=subprocess.STDOUT, env=env
         )
         try:
-            wait_until_sync(lambda: lines_in(setup.out)() >= 2 * BATCH, timeout=60, what="two batches written")
+            wait_until_sync(
+                lambda: lines_in(setup.out)() >= 2 * BATCH, timeout=60, what="two batches written"
+            )
         finally:
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=30)

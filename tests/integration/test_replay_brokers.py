@@ -78,7 +78,9 @@ async def running(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterat
             (tmp_path / "pipes" / f"{definition['name']}.yaml").write_text(json.dumps(definition))
         definitions = [d for r in load_paths([tmp_path / "pipes"]) for d in r.pipes]
         daemon = Daemon(
-            definitions, store=FileCheckpointStore(tmp_path / "state" / "checkpoints"), state_dir=str(tmp_path)
+            definitions,
+            store=FileCheckpointStore(tmp_path / "state" / "checkpoints"),
+            state_dir=str(tmp_path),
         )
         task = asyncio.create_task(daemon.run())
         client = TestClient(TestServer(make_app(daemon)))
@@ -134,12 +136,16 @@ async def test_kafka_replay_from_a_time_per_partition(
                 # Tansu forgets a member that left only when its session times out.
                 "session_timeout": "2s",
             },
-            "transform": {"template": '{"i": <$.value.i>, "p": <$.partition>, "o": <$.offset>, "t": <$.timestamp>}'},
+            "transform": {
+                "template": '{"i": <$.value.i>, "p": <$.partition>, "o": <$.offset>, "t": <$.timestamp>}'
+            },
         }
     )
     await wait_until(lambda: len(run.lines()) >= EVENTS, timeout=120, what="10,000 delivered")
     ends = {f"{topic}-0": EVENTS // 2 - 1, f"{topic}-1": EVENTS // 2 - 1}
-    await wait_until(lambda: run.daemon.pipes["reporting"].positions() == ends, timeout=30, what="all settled")
+    await wait_until(
+        lambda: run.daemon.pipes["reporting"].positions() == ends, timeout=30, what="all settled"
+    )
 
     at_ms = BASE_MS + 10 * 7000 + 5  # 7001 and later are stamped at or after it
     answer = await replay_while_steady_runs(run, {"from": iso_utc(at_ms / 1000)})
@@ -153,7 +159,9 @@ async def test_kafka_replay_from_a_time_per_partition(
 
     total = EVENTS + len(expected)
     await wait_until(lambda: len(run.lines()) >= total, timeout=60, what="the replayed events")
-    await wait_until(lambda: run.daemon.pipes["reporting"].positions() == ends, timeout=30, what="settled again")
+    await wait_until(
+        lambda: run.daemon.pipes["reporting"].positions() == ends, timeout=30, what="settled again"
+    )
     lines = run.lines()
     assert len(lines) == total, "nothing more than the replayed events"
     again = lines[EVENTS:]
@@ -165,7 +173,9 @@ async def test_kafka_replay_from_a_time_per_partition(
         run, {"from": iso_utc((BASE_MS + 10 * 1000) / 1000), "to": iso_utc((BASE_MS + 10 * 1100) / 1000)}
     )
     assert window["stops_at_to"] is True
-    await wait_until(lambda: run.daemon.pipes["reporting"].state == "STOPPED", timeout=60, what="stopped at --to")
+    await wait_until(
+        lambda: run.daemon.pipes["reporting"].state == "STOPPED", timeout=60, what="stopped at --to"
+    )
     assert Counter(line["i"] for line in run.lines()[total:]) == Counter(range(1000, 1100))
 
 
@@ -198,7 +208,9 @@ async def test_redis_stream_replay_from_a_time_by_entry_id(
     await wait_until(lambda: len(run.lines()) >= EVENTS, timeout=120, what="10,000 delivered")
     last = f"{BASE_MS + EVENTS - 1}-0"
     await wait_until(
-        lambda: run.daemon.pipes["reporting"].positions() == {stream: last}, timeout=30, what="all acknowledged"
+        lambda: run.daemon.pipes["reporting"].positions() == {stream: last},
+        timeout=30,
+        what="all acknowledged",
     )
 
     at_ms = BASE_MS + 7000
@@ -208,7 +220,9 @@ async def test_redis_stream_replay_from_a_time_by_entry_id(
 
     await wait_until(lambda: len(run.lines()) >= EVENTS + 3000, timeout=60, what="the replayed entries")
     await wait_until(
-        lambda: run.daemon.pipes["reporting"].positions() == {stream: last}, timeout=30, what="acknowledged again"
+        lambda: run.daemon.pipes["reporting"].positions() == {stream: last},
+        timeout=30,
+        what="acknowledged again",
     )
     lines = run.lines()
     assert len(lines) == EVENTS + 3000
