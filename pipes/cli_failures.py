@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import aclosing
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -63,7 +63,6 @@ def add_commands(sub: Any) -> None:
     redrive.add_argument(
         "--dry-run", action="store_true", help="report per record what each stage would do; write nothing"
     )
-    redrive.add_argument("--log-format", choices=["console", "json"], default="console")
     redrive.add_argument("--no-progress", action="store_true", help="no progress bar on a terminal")
     dlq.set_defaults(func=cmd_dlq)
 
@@ -105,6 +104,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--state", default=os.environ.get("PIPES_STATE"), metavar="URL", help="in-process: a redis:// store"
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=["console", "json"],
+        default="console",
+        help="json: one JSON object a line on stderr",
     )
 
 
@@ -164,24 +169,32 @@ async def _place(args: argparse.Namespace, command: str) -> Place:
     raise UsageError(f"no pipe named {args.pipe!r} in {', '.join(args.config)} (pipes: {names})")
 
 
-def _run(command: str, work: Callable[[], Any]) -> int:
-    """Run the command's coroutine; its failures as one line and exit 1."""
+def _run(
+    command: str, args: argparse.Namespace, work: Callable[[LogOutput], Coroutine[Any, Any, int]]
+) -> int:
+    """Run the command with logs on stderr (``--log-format``); its failures as one line and exit 1."""
+    log = configure_logging(args.log_format, _Stderr())
     try:
-        return int(asyncio.run(work()))
-    except Failed as exc:
-        print(f"pipes {command}: {exc}", file=sys.stderr)
-    except (CannotReadBack, CannotReplay) as exc:
-        print(f"pipes {command}: {exc}", file=sys.stderr)
-    except AdminUnreachable as exc:
-        print(f"pipes {command}: the daemon went away ({exc})", file=sys.stderr)
-    except AdminError as exc:
-        print(f"pipes {command}: {exc}", file=sys.stderr)
-    except PipesError as exc:
-        print(f"pipes {command}: {' '.join(str(exc).split())}", file=sys.stderr)
-    except BrokenPipeError:
-        _silence_stdout()
-        return EXIT_STDOUT_CLOSED
-    return 1
+        try:
+            return int(asyncio.run(work(log)))
+        except UsageError as exc:
+            if not log.json:
+                raise
+            log.say("usage_error", "", level="error", error=f"pipes {command}: {exc}")
+            return 2
+        except BrokenPipeError:
+            _silence_stdout()
+            return EXIT_STDOUT_CLOSED
+        except (Failed, CannotReadBack, CannotReplay, AdminError) as exc:
+            message = str(exc)
+        except AdminUnreachable as exc:
+            message = f"the daemon went away ({exc})"
+        except PipesError as exc:
+            message = " ".join(str(exc).split())
+        log.say("command_failed", f"pipes {command}: {message}", level="error", error=message)
+        return 1
+    finally:
+        log.close()
 
 
 def _silence_stdout() -> None:
@@ -209,10 +222,10 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     if action in ("show", "redrive"):
         _selection(args)  # a bad --where is a usage error before anything else
     if action == "ls":
-        return _run(command, lambda: _ls(args))
+        return _run(command, args, lambda log: _ls(args))
     if action == "show":
-        return _run(command, lambda: _show(args))
-    return _redrive(args)
+        return _run(command, args, lambda log: _show(args))
+    return _run(command, args, lambda log: _redrive(args, log))
 
 
 def _local_store(args: argparse.Namespace) -> CheckpointStore:
@@ -366,15 +379,7 @@ def redrive_line(summary: dict[str, Any]) -> str:
     return line
 
 
-def _redrive(args: argparse.Namespace) -> int:
-    log = configure_logging(args.log_format, _Stderr())
-    try:
-        return _run("dlq redrive", lambda: _redrive_async(args, log))
-    finally:
-        log.close()
-
-
-async def _redrive_async(args: argparse.Namespace, log: LogOutput) -> int:
+async def _redrive(args: argparse.Namespace, log: LogOutput) -> int:
     place = await _place(args, "dlq redrive")
     show = not args.no_progress and not log.json and sys.stderr.isatty()
     summary: dict[str, Any] | None = None
@@ -452,7 +457,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         until = parse_point(args.until, now_s) if args.until else None
     except ValueError as exc:
         raise UsageError(f"--from/--to: {exc}") from None
-    return _run("replay", lambda: _replay(args, start, until))
+    return _run("replay", args, lambda log: _replay(args, start, until))
 
 
 async def _replay(args: argparse.Namespace, start: Any, until: Any) -> int:

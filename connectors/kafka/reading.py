@@ -150,9 +150,10 @@ class PartitionReader:
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         """Commit ``offsets`` for the group: from outside it, else as its only member.
 
-        Kafka takes a commit from outside a group that has no members. A broker
-        that refuses it for a group that ever had members (Tansu does) gets it
-        from a member that joined for the purpose and holds every partition.
+        Kafka takes a commit from outside a group that has no members. When the
+        broker refuses it (a group with members; Tansu, for any group that ever
+        had one), a member joins for the purpose: it commits when the group
+        hands it every partition, and refuses when some went to another member.
         """
         consumer = self._consumer
         consumer.assign(list(offsets))
@@ -178,6 +179,12 @@ class PartitionReader:
             await member.start()
             deadline = time.monotonic() + JOIN_DEADLINE_S
             while not set(offsets) <= member.assignment():
+                if member.assignment():
+                    # Some partitions went to another member: the group is in use elsewhere.
+                    raise FatalError(
+                        f"kafka: group {self.group_id!r} has other members (another process runs "
+                        "this pipe?): stop every member of the group first"
+                    )
                 if time.monotonic() > deadline:
                     raise FatalError(
                         f"kafka: group {self.group_id!r} did not hand every partition to pipes within "

@@ -222,7 +222,7 @@ def run_cli(setup: Setup, *args: str) -> list[str]:
 
 def lines_in(path: Path) -> Callable[[], int]:
     def count() -> int:
-        return len(path.read_text().splitlines()) if path.exists() else 0
+        return path.read_bytes().count(b"\n") if path.exists() else 0
 
     return count
 

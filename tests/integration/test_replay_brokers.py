@@ -47,7 +47,9 @@ class Running:
     def lines(self) -> list[dict[str, Any]]:
         if not self.out.exists():
             return []
-        return [orjson.loads(line) for line in self.out.read_bytes().splitlines()]
+        data = self.out.read_bytes()
+        complete = data[: data.rfind(b"\n") + 1]  # a line being written is not read yet
+        return [orjson.loads(line) for line in complete.splitlines()]
 
     def steady_count(self) -> int:
         return len(HUB.channel(self.steady).written)
