@@ -70,7 +70,8 @@ def dead_letter_record(
         first = earlier.get("first_failure")
         if not isinstance(first, dict):
             first = {key: earlier.get(key) for key in _FAILURE_KEYS}
-        record["redrive_count"] = int(earlier.get("redrive_count") or 0) + 1
+        count = earlier.get("redrive_count")
+        record["redrive_count"] = (count if isinstance(count, int) else 0) + 1
         record["first_failure"] = first
     return _json_safe(record)
 
