@@ -291,13 +291,9 @@ class FileSource(Source):
         """Where reading starts for ``point``: 0, or the first line starting at or after the offset."""
         if point.kind == "beginning":
             return 0
-        text = point.position_for(self.options.path)
-        if text is None:
+        offset = point.number_for(self.options.path, "a byte offset")
+        if offset is None:
             return None
-        try:
-            offset = int(text)
-        except ValueError:
-            raise CannotReplay(f"{point.text!r}: {text!r} is not a byte offset") from None
         try:
             with open(self.options.path, "rb") as handle:
                 size = os.fstat(handle.fileno()).st_size

@@ -73,13 +73,3 @@ class FileDeadLetterReader(DeadLetterReader):
                 buffer = buffer[start:]
             if out:
                 yield out
-
-    async def count(self) -> int:
-        handle = self._open()
-        if handle is None:
-            return 0
-        lines = 0
-        with handle:
-            while chunk := handle.read(CHUNK_BYTES):
-                lines += chunk.count(b"\n")
-        return lines

@@ -20,7 +20,7 @@ from pipes.clock import Clock, SystemClock
 from pipes.connector import Connector, ConnectorOptions, Source, SourceContext
 from pipes.errors import FatalError
 from pipes.events import Event, Position
-from pipes.replay import CannotReplay, PartitionMove, ReplayPoint, is_after
+from pipes.replay import PartitionMove, ReplayPoint, is_after
 
 __all__ = ["GeneratorOptions", "GeneratorSource", "cart_event", "connector"]
 
@@ -125,18 +125,6 @@ class GeneratorOptions(ConnectorOptions):
     seed: int = Field(default=0, description="Varies the events; the same seed always gives the same events.")
 
 
-def _index(text: str | None, written: str) -> int | None:
-    if text is None:
-        return None
-    try:
-        index = int(text)
-    except ValueError:
-        raise CannotReplay(f"{written!r}: {text!r} is not an index (a whole number)") from None
-    if index < 0:
-        raise CannotReplay(f"{written!r}: an index is 0 or more")
-    return index
-
-
 def _next_index(last: Position | None) -> int:
     return 0 if last is None else int(last) + 1
 
@@ -225,14 +213,14 @@ class GeneratorSource(Source):
                 point.no_times("generator", "beginning or an index (--from 500)")
                 point.check_partitions([PARTITION])
         old = context.checkpoint.get(PARTITION)
-        first = 0 if start.kind == "beginning" else _index(start.position_for(PARTITION), start.text)
+        first = 0 if start.kind == "beginning" else start.number_for(PARTITION, "an index")
         if first is None:
             return []
         new = first - 1 if first > 0 else None
         move = PartitionMove(PARTITION, old, new, events=_next_index(old) - first)
         move.forward = is_after(new, old)
         if until is not None:
-            stop = 0 if until.kind == "beginning" else _index(until.position_for(PARTITION), until.text)
+            stop = 0 if until.kind == "beginning" else until.number_for(PARTITION, "an index")
             if stop is not None:
                 move.until = stop - 1
         return [move]

@@ -31,7 +31,7 @@ from pipes.connector import (
 )
 from pipes.dead_letters import DeadLetter, DeadLetterReader
 from pipes.events import Event, Outcome, Position
-from pipes.replay import CannotReplay, PartitionMove, ReplayPoint, is_after
+from pipes.replay import PartitionMove, ReplayPoint, is_after
 
 __all__ = ["HUB", "MemoryChannel", "MemoryHub", "connector"]
 
@@ -93,14 +93,6 @@ class MemorySourceOptions(MemoryOptions):
         default=False,
         description="Keep positions in the channel instead of the checkpoint store (like a consumer group).",
     )
-
-
-def _index(text: str | None) -> int | None:
-    if text is None:
-        return None
-    if not text.isdigit():
-        raise CannotReplay(f"{text!r} is not an index")
-    return int(text)
 
 
 class MemorySource(Source):
@@ -181,7 +173,7 @@ class MemorySource(Source):
         stored = self.channel.committed if self.tracks_position else context.checkpoint
         moves = []
         for name in names:
-            first = 0 if start.kind == "beginning" else _index(start.position_for(name))
+            first = 0 if start.kind == "beginning" else start.number_for(name, "an index")
             if first is None:
                 continue
             old = stored.get(name)
@@ -189,7 +181,7 @@ class MemorySource(Source):
             move = PartitionMove(name, old, new, events=(-1 if old is None else int(old)) - (first - 1))
             move.forward = is_after(new, old)
             if until is not None:
-                stop = _index(until.position_for(name))
+                stop = until.number_for(name, "an index")
                 move.until = None if stop is None else stop - 1
             moves.append(move)
         return moves
@@ -256,9 +248,6 @@ class MemoryDeadLetterReader(DeadLetterReader):
                 else DeadLetter(name, i, None, repr(item).encode())
                 for i, item in enumerate(written[at : min(at + 100, end)], at)
             ]
-
-    async def count(self) -> int:
-        return len(self.channel.written)
 
 
 class MemoryEnricher(Enricher):

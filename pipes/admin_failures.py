@@ -29,6 +29,7 @@ import orjson
 import structlog
 from aiohttp import web
 
+from pipes.admin import _error, _json, _lookup  # the house's JSON answers
 from pipes.bounded_source import bounded
 from pipes.config import PipeDefinition
 from pipes.daemon import RUNNING, Daemon, PipeHandle
@@ -43,14 +44,6 @@ __all__ = ["NDJSON", "FailureRoutes"]
 NDJSON = "application/x-ndjson"
 #: How often a replay with ``to`` looks whether the pipe got there.
 WATCH_INTERVAL_S = 0.1
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
-
-
-def _error(message: str, status: int, **more: Any) -> web.Response:
-    return _json({"error": message, **more}, status)
 
 
 def _line(data: Any) -> bytes:
@@ -80,16 +73,6 @@ class FailureRoutes:
             task.cancel()
         await asyncio.gather(*self.watchers, return_exceptions=True)
 
-    def _handle(self, request: web.Request) -> PipeHandle:
-        name = request.match_info["name"]
-        handle = self.daemon.pipes.get(name)
-        if handle is None:
-            raise web.HTTPNotFound(
-                text=orjson.dumps({"error": f"no pipe named {name!r}"}).decode(),
-                content_type="application/json",
-            )
-        return handle
-
     def _selection(self, where: Any, since: Any, limit: Any) -> Selection:
         try:
             return Selection.parse(where, since, limit, now_s=self.daemon.clock.wall())
@@ -106,7 +89,7 @@ class FailureRoutes:
     # ------------------------------------------------------------------ dead letters
 
     async def dead_letters(self, request: web.Request) -> web.Response:
-        handle = self._handle(request)
+        handle = _lookup(request)
         try:
             log = await open_log(handle.definition, self.daemon.store, self._context(handle))
         except CannotReadBack as exc:
@@ -122,7 +105,7 @@ class FailureRoutes:
         return _json({"name": handle.name, **summary.as_dict()})
 
     async def records(self, request: web.Request) -> web.StreamResponse:
-        handle = self._handle(request)
+        handle = _lookup(request)
         query = request.query
         selection = self._selection(query.get("where"), query.get("since"), query.get("limit"))
         redriven = query.get("redriven", "").lower() in ("1", "true", "yes")
@@ -156,7 +139,7 @@ class FailureRoutes:
     # ------------------------------------------------------------------ redrive
 
     async def redrive(self, request: web.Request) -> web.StreamResponse:
-        handle = self._handle(request)
+        handle = _lookup(request)
         body = await _body(request)
         selection = self._selection(body.get("where"), body.get("since"), body.get("limit"))
         if self.daemon.stopping:
@@ -228,7 +211,7 @@ class FailureRoutes:
     # ------------------------------------------------------------------ replay
 
     async def replay(self, request: web.Request) -> web.Response:
-        handle = self._handle(request)
+        handle = _lookup(request)
         body = await _body(request)
         daemon = self.daemon
         now_s = daemon.clock.wall()
@@ -262,7 +245,7 @@ class FailureRoutes:
         try:
             moves = await daemon.with_pipe_stopped(handle.name, move)
         except ReplayRefused as exc:
-            return _error(str(exc), 409, partitions=[m.as_dict() for m in exc.moves])
+            return _json({"error": str(exc), "partitions": [m.as_dict() for m in exc.moves]}, 409)
         except CannotReplay as exc:
             return _error(str(exc), 422)
         except PipesError as exc:

@@ -97,8 +97,10 @@ class DeadLetterReader(ABC):
        that fails again appends) are left for the next scan. Positions are
        ints or Redis stream ids (``ms-seq``), growing along the log, and stay
        the same for a record between scans.
-    4. ``await count()``: records in the dead letter now (cheap; no scan).
-    5. ``await stop()``: close clients; must not raise.
+    4. ``await stop()``: close clients; must not raise.
+
+    Counts, oldest and newest come from a scan (``DeadLetterLog.summary``):
+    the counts by stage and error type need one anyway.
     """
 
     def __init__(self, options: Any) -> None:
@@ -112,10 +114,7 @@ class DeadLetterReader(ABC):
         """Batches of records after ``after``, up to the end seen when the scan began."""
 
     @abstractmethod
-    async def count(self) -> int:
-        """Records in the dead letter now."""
-
-    async def stop(self) -> None:  # noqa: B027 - optional hook
+    async def stop(self) -> None:
         """Close clients. Must not raise."""
 
 

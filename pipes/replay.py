@@ -92,6 +92,18 @@ class ReplayPoint:
         """The position written for ``partition`` (or for every partition); None when not given."""
         return self.positions.get(partition, self.positions.get(""))
 
+    def number_for(self, partition: str, what: str) -> int | None:
+        """The position written for ``partition`` as a whole number (``what``: "an offset"); None if not given.
+
+        ``CannotReplay`` in one line when it is not a whole number of 0 or more.
+        """
+        text = self.position_for(partition)
+        if text is None:
+            return None
+        if not text.isdigit():
+            raise CannotReplay(f"{self.text!r}: {text!r} is not {what} (a whole number, 0 or more)")
+        return int(text)
+
     def check_partitions(self, known: Sequence[str]) -> None:
         """``CannotReplay`` for a partition name that the source does not have."""
         unknown = [p for p in self.positions if p and p not in known]

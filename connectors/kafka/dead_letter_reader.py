@@ -59,10 +59,3 @@ class KafkaDeadLetterReader(DeadLetterReader):
             start = int(after[name]) + 1 if name in after else beginnings[tp]
             async for records in reader.read(tp, max(start, beginnings[tp]), ends[tp]):
                 yield [DeadLetter.decode(name, r.offset, r.value or b"") for r in records]
-
-    async def count(self) -> int:
-        reader = self._reader
-        assert reader is not None, "count before start"
-        tps = await reader.partitions([self.options.topic])
-        beginnings = await reader.beginnings(tps)
-        return sum([await reader.end(tp) - beginnings[tp] for tp in tps])

@@ -59,13 +59,9 @@ async def _offset_for(reader: PartitionReader, part: _Partition, point: ReplayPo
     if point.kind == "beginning":
         return part.begin
     if point.kind == "positions":
-        text = point.position_for(part.name)
-        if text is None:
+        offset = point.number_for(part.name, "an offset")
+        if offset is None:
             return None
-        try:
-            offset = int(text)
-        except ValueError:
-            raise CannotReplay(f"{point.text!r}: {text!r} is not an offset") from None
         if not part.begin <= offset <= part.end:
             raise CannotReplay(
                 f"{point.text!r}: offset {offset} of {part.name} is outside {part.begin}..{part.end}"

@@ -67,8 +67,3 @@ class RedisListDeadLetterReader(DeadLetterReader):
                 return
             yield [DeadLetter.decode(key, at + i, item) for i, item in enumerate(items)]
             at += len(items)
-
-    async def count(self) -> int:
-        assert self._client is not None, "count before start"
-        async with redis_errors(f"LLEN on dead-letter list {self.options.list!r}"):
-            return int(await self._client.llen(self.options.list))

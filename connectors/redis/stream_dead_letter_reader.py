@@ -71,8 +71,3 @@ class RedisStreamDeadLetterReader(DeadLetterReader):
             if last == end or len(entries) < PAGE:
                 return
             start = _after(str(last))
-
-    async def count(self) -> int:
-        assert self._client is not None, "count before start"
-        async with redis_errors(f"XLEN on dead-letter stream {self.options.stream!r}"):
-            return int(await self._client.xlen(self.options.stream))
