@@ -113,8 +113,7 @@ class DeadLetterReader(ABC):
     def scan(self, after: Mapping[str, Position]) -> AsyncGenerator[list[DeadLetter]]:
         """Batches of records after ``after``, up to the end seen when the scan began."""
 
-    @abstractmethod
-    async def stop(self) -> None:
+    async def stop(self) -> None:  # noqa: B027 - optional hook
         """Close clients. Must not raise."""
 
 
