@@ -19,6 +19,7 @@ from typing import Any, BinaryIO, Literal
 import structlog
 from pydantic import Field
 
+from connectors.file_dead_letter_reader import FileDeadLetterReader
 from pipes.clock import Clock, SystemClock
 from pipes.connector import (
     Connector,
@@ -32,6 +33,7 @@ from pipes.connector import (
 )
 from pipes.errors import FatalError, RetryableError
 from pipes.events import UNSET, Event, Outcome
+from pipes.replay import CannotReplay, PartitionMove, ReplayPoint
 from pipes.units import Duration
 
 __all__ = ["FileSource", "FileSourceOptions", "FileTarget", "FileTargetOptions", "connector"]
@@ -263,6 +265,68 @@ class FileSource(Source):
     def caught_up(self) -> bool:
         return self._end_at_start is not None and self._pos >= self._end_at_start
 
+    async def replay_plan(
+        self, context: SourceContext, start: ReplayPoint, until: ReplayPoint | None
+    ) -> list[PartitionMove]:
+        """From the start (``beginning``) or a byte offset, snapped to the next line start; lines have no times."""
+        path = self.options.path
+        for point in (start, until):
+            if point is not None:
+                point.no_times("file", "beginning or a byte offset (--from 1024)")
+                point.check_partitions([path])
+        new = self._line_start(start)
+        if new is None:
+            return []
+        old = context.checkpoint.get(path)
+        at = 0 if old is None else int(old)
+        move = PartitionMove(path, old, new, events=self._lines_between(new, at))
+        move.forward = new > at
+        if move.forward:
+            move.events = -self._lines_between(at, new)
+        if until is not None:
+            move.until = self._line_start(until)
+        return [move]
+
+    def _line_start(self, point: ReplayPoint) -> int | None:
+        """Where reading starts for ``point``: 0, or the first line starting at or after the offset."""
+        if point.kind == "beginning":
+            return 0
+        offset = point.number_for(self.options.path, "a byte offset")
+        if offset is None:
+            return None
+        try:
+            with open(self.options.path, "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                if not 0 <= offset <= size:
+                    raise CannotReplay(f"{point.text!r}: {self.options.path} has {size:,} bytes")
+                if offset == 0:
+                    return 0
+                handle.seek(offset - 1)
+                while chunk := handle.read(CHUNK_BYTES):
+                    nl = chunk.find(b"\n")
+                    if nl >= 0:
+                        return offset + nl
+                    offset += len(chunk)
+                return size
+        except FileNotFoundError:
+            raise CannotReplay(f"{point.text!r}: {self.options.path}: no such file") from None
+
+    def _lines_between(self, begin: int, end: int) -> int:
+        """Complete lines from byte ``begin`` up to ``end`` (what a replay delivers again)."""
+        if end <= begin:
+            return 0
+        lines = 0
+        try:
+            with open(self.options.path, "rb") as handle:
+                handle.seek(begin)
+                left = end - begin
+                while left > 0 and (chunk := handle.read(min(CHUNK_BYTES, left))):
+                    lines += chunk.count(b"\n")
+                    left -= len(chunk)
+        except FileNotFoundError:
+            return 0
+        return lines
+
     async def stop(self) -> None:
         if self._file is not None:
             self._file.close()
@@ -345,4 +409,5 @@ connector = Connector(
     description="Follows a JSON-lines file as a source; appends one line per event as a target.",
     source=FileSource,
     target=FileTarget,
+    dead_letter_reader=FileDeadLetterReader,
 )

@@ -19,7 +19,8 @@ from pydantic import Field
 from pipes.clock import Clock, SystemClock
 from pipes.connector import Connector, ConnectorOptions, Source, SourceContext
 from pipes.errors import FatalError
-from pipes.events import Event
+from pipes.events import Event, Position
+from pipes.replay import PartitionMove, ReplayPoint, is_after
 
 __all__ = ["GeneratorOptions", "GeneratorSource", "cart_event", "connector"]
 
@@ -124,6 +125,10 @@ class GeneratorOptions(ConnectorOptions):
     seed: int = Field(default=0, description="Varies the events; the same seed always gives the same events.")
 
 
+def _next_index(last: Position | None) -> int:
+    return 0 if last is None else int(last) + 1
+
+
 class GeneratorSource(Source):
     """Emits ``cart_event(i, seed)`` as ``{"index": i, "body": event}``, one partition.
 
@@ -198,6 +203,27 @@ class GeneratorSource(Source):
 
     def caught_up(self) -> bool:
         return self._remaining() == 0
+
+    async def replay_plan(
+        self, context: SourceContext, start: ReplayPoint, until: ReplayPoint | None
+    ) -> list[PartitionMove]:
+        """From index N (``--from N``: emit N again; ``beginning``: 0). Events have made-up times: no times."""
+        for point in (start, until):
+            if point is not None:
+                point.no_times("generator", "beginning or an index (--from 500)")
+                point.check_partitions([PARTITION])
+        old = context.checkpoint.get(PARTITION)
+        first = 0 if start.kind == "beginning" else start.number_for(PARTITION, "an index")
+        if first is None:
+            return []
+        new = first - 1 if first > 0 else None
+        move = PartitionMove(PARTITION, old, new, events=_next_index(old) - first)
+        move.forward = is_after(new, old)
+        if until is not None:
+            stop = 0 if until.kind == "beginning" else until.number_for(PARTITION, "an index")
+            if stop is not None:
+                move.until = stop - 1
+        return [move]
 
     def lag(self) -> Mapping[str, int] | None:
         remaining = self._remaining()

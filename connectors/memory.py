@@ -14,7 +14,7 @@ Test hooks on a channel make a target slow or failing on purpose:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +31,9 @@ from pipes.connector import (
     SourceContext,
     Target,
 )
+from pipes.dead_letters import DeadLetter, DeadLetterReader
 from pipes.events import Event, Outcome, Position
+from pipes.replay import PartitionMove, ReplayPoint, is_after
 
 __all__ = ["HUB", "MemoryChannel", "MemoryHub", "connector"]
 
@@ -162,6 +164,38 @@ class MemorySource(Source):
     def caught_up(self) -> bool:
         return self._unread() <= 0
 
+    async def replay_plan(
+        self, context: SourceContext, start: ReplayPoint, until: ReplayPoint | None
+    ) -> list[PartitionMove]:
+        """From an index per partition (``--from 3``, ``p0=3``) or the beginning; no times."""
+        names = sorted(self.channel.partitions)
+        for point in (start, until):
+            if point is not None:
+                point.no_times("memory", "beginning or an index")
+                point.check_partitions(names)
+        stored = self.channel.committed if self.tracks_position else context.checkpoint
+        moves = []
+        for name in names:
+            first = 0 if start.kind == "beginning" else start.number_for(name, "an index")
+            if first is None:
+                continue
+            old = stored.get(name)
+            new = first - 1 if first > 0 else None
+            move = PartitionMove(name, old, new, events=(-1 if old is None else int(old)) - (first - 1))
+            move.forward = is_after(new, old)
+            if until is not None:
+                stop = until.number_for(name, "an index")
+                move.until = None if stop is None else stop - 1
+            moves.append(move)
+        return moves
+
+    async def replay_commit(self, context: SourceContext, moves: Sequence[PartitionMove]) -> None:
+        for move in moves:
+            if move.new is None:
+                self.channel.committed.pop(move.partition, None)
+            else:
+                self.channel.committed[move.partition] = move.new
+
     def lag(self) -> Mapping[str, int] | None:
         return {p: len(items) - self.next_index.get(p, 0) for p, items in self.channel.partitions.items()}
 
@@ -196,6 +230,29 @@ class MemoryTarget(Target):
         return outcomes
 
 
+class MemoryDeadLetterReader(DeadLetterReader):
+    """Reads back what a memory dead letter wrote (``channel.written``); position = index there."""
+
+    options: MemoryOptions
+
+    def __init__(self, options: MemoryOptions) -> None:
+        super().__init__(options)
+        self.channel = HUB.channel(options.channel)
+
+    async def scan(self, after: Mapping[str, Position]) -> AsyncGenerator[list[DeadLetter]]:
+        name = self.options.channel
+        written = self.channel.written
+        end = len(written)
+        start = int(after[name]) + 1 if name in after else 0
+        for at in range(start, end, 100):
+            yield [
+                DeadLetter(name, i, item)
+                if isinstance(item, dict)
+                else DeadLetter(name, i, None, repr(item).encode())
+                for i, item in enumerate(written[at : min(at + 100, end)], at)
+            ]
+
+
 class MemoryEnricher(Enricher):
     """Calls the channel's ``enrich`` hook per record (identity when unset)."""
 
@@ -219,4 +276,5 @@ connector = Connector(
     source=MemorySource,
     target=MemoryTarget,
     enricher=MemoryEnricher,
+    dead_letter_reader=MemoryDeadLetterReader,
 )

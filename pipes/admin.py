@@ -187,6 +187,9 @@ def make_app(daemon: Daemon, token: str | None = None, guard: AdminGuard | None 
     app.router.add_post("/pipes/{name}/start", _start)
     app.router.add_post("/reload", _reload)
     app.router.add_get("/openapi.json", _openapi)
+    from pipes.admin_failures import FailureRoutes  # its handlers build on pipes.redrive and pipes.replay
+
+    FailureRoutes(daemon).add_to(app)
     return app
 
 

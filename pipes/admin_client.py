@@ -16,6 +16,7 @@ import asyncio
 import os
 import ssl
 import sys
+from collections.abc import AsyncGenerator
 from typing import Any, TextIO
 
 import aiohttp
@@ -26,7 +27,18 @@ from pipes.admin import DEFAULT_ADMIN, TOKEN_ENV, parse_admin
 #: PEM file of the CA that signed a TLS daemon's certificate (default: the system's CAs).
 CA_ENV = "PIPES_ADMIN_CA"
 
-__all__ = ["CA_ENV", "AdminUnreachable", "base_url", "call", "control", "format_table", "reload", "status"]
+__all__ = [
+    "CA_ENV",
+    "AdminError",
+    "AdminUnreachable",
+    "base_url",
+    "call",
+    "control",
+    "format_table",
+    "reload",
+    "status",
+    "stream",
+]
 
 
 class AdminUnreachable(Exception):
@@ -62,6 +74,35 @@ def _tls(ca_file: str | None) -> ssl.SSLContext | bool:
         ) from None
 
 
+def _request(
+    address: str, method: str, path: str, token: str | None, body: Any, ca_file: str | None
+) -> tuple[str, dict[str, str], bytes | None, ssl.SSLContext | bool]:
+    """URL, headers, body and TLS of one request: JSON for a request that changes something."""
+    url = base_url(address) + path
+    tls = _tls(ca_file if ca_file is not None else os.environ.get(CA_ENV))
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    data = None
+    if method != "GET":
+        headers["Content-Type"] = "application/json"
+        data = orjson.dumps(body if body is not None else {})
+    return url, headers, data, tls
+
+
+def _certificate_error(exc: aiohttp.ClientConnectorCertificateError) -> AdminError:
+    return AdminError(
+        f"the daemon's TLS certificate is not trusted ({exc.certificate_error}); give its CA in {CA_ENV}=FILE"
+    )
+
+
+def _answer_error(status: int, body: bytes) -> AdminError:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return AdminError(f"HTTP {status}: not a pipes admin API answer")
+    message = data.get("error") if isinstance(data, dict) else None
+    return AdminError(f"HTTP {status}: {message or data}")
+
+
 async def call(
     address: str,
     method: str,
@@ -69,38 +110,61 @@ async def call(
     token: str | None,
     timeout_s: float = 5.0,
     ca_file: str | None = None,
+    body: Any = None,
 ) -> Any:
-    """One request to the API; the decoded JSON answer."""
-    url = base_url(address) + path
-    tls = _tls(ca_file if ca_file is not None else os.environ.get(CA_ENV))
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    body = None
-    if method != "GET":
-        headers["Content-Type"] = "application/json"
-        body = b"{}"
+    """One request to the API (``body``: the JSON a POST sends, ``{}`` by default); the decoded JSON answer."""
+    url, headers, data, tls = _request(address, method, path, token, body, ca_file)
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     try:
         async with (
             aiohttp.ClientSession(timeout=timeout) as session,
-            session.request(method, url, headers=headers, data=body, ssl=tls) as response,
+            session.request(method, url, headers=headers, data=data, ssl=tls) as response,
         ):
-            body = await response.read()
+            answer = await response.read()
             status = response.status
     except aiohttp.ClientConnectorCertificateError as exc:
-        raise AdminError(
-            f"the daemon's TLS certificate is not trusted ({exc.certificate_error}); "
-            f"give its CA in {CA_ENV}=FILE"
-        ) from None
+        raise _certificate_error(exc) from None
     except (aiohttp.ClientConnectionError, TimeoutError) as exc:
         raise AdminUnreachable(str(exc)) from None
+    if status >= 400:
+        raise _answer_error(status, answer)
     try:
-        data = orjson.loads(body)
+        return orjson.loads(answer)
     except orjson.JSONDecodeError:
         raise AdminError(f"HTTP {status}: not a pipes admin API answer") from None
-    if status >= 400:
-        message = data.get("error") if isinstance(data, dict) else None
-        raise AdminError(f"HTTP {status}: {message or data}")
-    return data
+
+
+async def stream(
+    address: str,
+    method: str,
+    path: str,
+    token: str | None,
+    body: Any = None,
+    ca_file: str | None = None,
+    connect_timeout_s: float = 5.0,
+) -> AsyncGenerator[Any]:
+    """A request whose answer is JSON lines (a redrive's progress, dead-letter records): each, decoded, as it comes."""
+    url, headers, data, tls = _request(address, method, path, token, body, ca_file)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s, connect=connect_timeout_s)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.request(method, url, headers=headers, data=data, ssl=tls) as response,
+        ):
+            if response.status >= 400:
+                raise _answer_error(response.status, await response.read())
+            async for line in response.content:
+                if line.strip():
+                    try:
+                        yield orjson.loads(line)
+                    except orjson.JSONDecodeError:
+                        raise AdminError("the daemon's answer broke off (not JSON lines)") from None
+    except aiohttp.ClientConnectorCertificateError as exc:
+        raise _certificate_error(exc) from None
+    except aiohttp.ClientPayloadError:
+        raise AdminError("the daemon's answer broke off") from None
+    except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+        raise AdminUnreachable(str(exc)) from None
 
 
 #: Counter columns of ``pipes status``: FILTERED and DROPPED beside RECEIVED and

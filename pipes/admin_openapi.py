@@ -75,8 +75,225 @@ def openapi_document() -> dict[str, Any]:
             operation["responses"]["403"] = _FORBIDDEN
             if method == "post":
                 operation["responses"]["415"] = _NEEDS_JSON
-                operation["requestBody"] = _EMPTY_JSON_BODY
+                operation.setdefault("requestBody", _EMPTY_JSON_BODY)
     return document
+
+
+_NDJSON = "application/x-ndjson"
+_SELECTION = {
+    "where": "An EventBridge event pattern over the dead-letter record (JSON text in a query).",
+    "since": "Only records dead-lettered at or after this time: ISO 8601 or `now-1h`.",
+    "limit": "At most this many records.",
+}
+
+
+def _json_body(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _failure_paths() -> dict[str, Any]:
+    """Dead letters, redrive and replay (``pipes.admin_failures``)."""
+    cannot = _json_response("The pipe has no dead letter, or its type cannot be read back.", _ERROR)
+    system = _json_response("The dead letter's or the source's system failed (unreachable, refused).", _ERROR)
+    query = [
+        {"name": key, "in": "query", "required": False, "description": text, "schema": {"type": "string"}}
+        for key, text in _SELECTION.items()
+    ]
+    redriven = {
+        "name": "redriven",
+        "in": "query",
+        "required": False,
+        "description": "`true`: also the records a redrive already sent again.",
+        "schema": {"type": "string", "enum": ["true", "false"]},
+    }
+    return {
+        "/pipes/{name}/dead-letters": {
+            "get": {
+                "operationId": "summarizeDeadLetters",
+                "summary": "What waits in the pipe's dead letter: count, oldest and newest, by stage and error type.",
+                "parameters": [_NAME],
+                "responses": {
+                    "200": _json_response("The summary.", {"$ref": "#/components/schemas/DeadLetterSummary"}),
+                    "401": _UNAUTHORIZED,
+                    "404": _NOT_FOUND,
+                    "422": cannot,
+                    "502": system,
+                },
+            }
+        },
+        "/pipes/{name}/dead-letters/records": {
+            "get": {
+                "operationId": "listDeadLetters",
+                "summary": "The dead-letter records waiting (not redriven), oldest first, as JSON lines.",
+                "description": (
+                    "Each line is a dead-letter record as written (docs/delivery.md); a record that is "
+                    'not a JSON object is `{"unreadable": TEXT, "position": P}`; an error while '
+                    'reading ends the answer with `{"error": ...}`.'
+                ),
+                "parameters": [_NAME, *query, redriven],
+                "responses": {
+                    "200": {
+                        "description": "JSON lines.",
+                        "content": {_NDJSON: {"schema": {"type": "object"}}},
+                    },
+                    "400": _json_response("An invalid where, since or limit.", _ERROR),
+                    "401": _UNAUTHORIZED,
+                    "404": _NOT_FOUND,
+                    "422": cannot,
+                    "502": system,
+                },
+            }
+        },
+        "/pipes/{name}/redrive": {
+            "post": {
+                "operationId": "redriveDeadLetters",
+                "summary": "Send the selected dead letters through the pipe again.",
+                "description": (
+                    "Filter, enrichment, transform and target, with fresh connectors; the running pipe "
+                    "is not touched. Progress is saved after each batch (a redrive stopped or broken "
+                    "off resumes where it stopped); a record that fails again is dead-lettered anew "
+                    'with `redrive_count`. The answer is JSON lines: `{"progress": ...}` after each '
+                    'batch, `{"dry_run": ...}` per record in a dry run, then `{"summary": ...}` '
+                    'or `{"error": ...}`. A client that goes away stops the redrive after the batch '
+                    "in hand."
+                ),
+                "parameters": [_NAME],
+                "requestBody": _json_body("What to send again.", {"$ref": "#/components/schemas/Redrive"}),
+                "responses": {
+                    "200": {
+                        "description": "JSON lines of progress, then the summary.",
+                        "content": {_NDJSON: {"schema": {"$ref": "#/components/schemas/RedriveLine"}}},
+                    },
+                    "400": _json_response("An invalid where, since or limit.", _ERROR),
+                    "401": _UNAUTHORIZED,
+                    "404": _NOT_FOUND,
+                    "409": _json_response(
+                        "A redrive of this pipe is under way, or the daemon is stopping.", _ERROR
+                    ),
+                    "422": cannot,
+                },
+            }
+        },
+        "/pipes/{name}/replay": {
+            "post": {
+                "operationId": "replayPipe",
+                "summary": "Move the pipe back (or forward) to a time or positions, then run it again.",
+                "description": (
+                    "The pipe stops (drained and committed), its positions move, and it starts again if "
+                    "its desired state is RUNNING. A move forward, past events never settled, needs "
+                    "`force` (409 without it; nothing moves). With `to`, the pipe is stopped once "
+                    "every partition settled that far."
+                ),
+                "parameters": [_NAME],
+                "requestBody": _json_body("Where to move.", {"$ref": "#/components/schemas/Replay"}),
+                "responses": {
+                    "200": _json_response("Moved.", {"$ref": "#/components/schemas/ReplayResult"}),
+                    "400": _json_response("An invalid from or to.", _ERROR),
+                    "401": _UNAUTHORIZED,
+                    "404": _NOT_FOUND,
+                    "409": _json_response(
+                        "The move would skip unsettled events (give force), or the daemon is stopping; "
+                        "`partitions` says where each would have gone.",
+                        {"$ref": "#/components/schemas/ReplayRefused"},
+                    ),
+                    "422": _json_response("The source cannot replay, or not to that point.", _ERROR),
+                    "502": system,
+                },
+            }
+        },
+    }
+
+
+def _failure_schemas() -> dict[str, Any]:
+    position = {"type": ["integer", "string", "null"]}
+    move = {
+        "type": "object",
+        "required": ["partition", "old", "new"],
+        "properties": {
+            "partition": {"type": "string"},
+            "old": {**position, "description": "The last settled position before (null: none)."},
+            "new": {**position, "description": "The last settled position now; the pipe goes on after it."},
+            "events": {
+                "type": ["integer", "null"],
+                "description": "Events delivered again (negative: skipped), where the source can tell.",
+            },
+            "until": {**position, "description": "With `to`: the last position to deliver."},
+            "forward": {"type": "boolean"},
+        },
+    }
+    counts = {
+        key: {"type": "integer"}
+        for key in ("selected", "done", "delivered", "filtered", "dropped", "failed_again", "unreadable")
+    }
+    return {
+        "DeadLetterSummary": {
+            "type": "object",
+            "required": ["name", "type", "count"],
+            "properties": {
+                "name": {"type": "string"},
+                "type": {"type": "string", "description": "The dead letter's connector type."},
+                "count": {"type": "integer", "description": "Records waiting (not redriven)."},
+                "redriven": {"type": "integer", "description": "Records a redrive already sent again."},
+                "unreadable": {"type": "integer"},
+                "oldest": {"type": ["string", "null"]},
+                "newest": {"type": ["string", "null"]},
+                "by_stage": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "by_error": {"type": "object", "additionalProperties": {"type": "integer"}},
+            },
+        },
+        "Redrive": {
+            "type": "object",
+            "properties": {
+                "where": {"description": _SELECTION["where"], "type": ["object", "string", "null"]},
+                "since": {"description": _SELECTION["since"], "type": ["string", "null"]},
+                "limit": {"description": _SELECTION["limit"], "type": ["integer", "null"], "minimum": 1},
+                "dry_run": {
+                    "type": "boolean",
+                    "description": "Report per stage what would happen; write nothing.",
+                },
+            },
+        },
+        "RedriveLine": {
+            "type": "object",
+            "properties": {
+                "progress": {"type": "object", "properties": counts},
+                "summary": {"type": "object", "properties": counts},
+                "dry_run": {"type": "object", "description": "One record: partition, position, stages."},
+                "error": {"type": "string"},
+            },
+        },
+        "Replay": {
+            "type": "object",
+            "required": ["from"],
+            "properties": {
+                "from": {
+                    "type": "string",
+                    "description": "A time (ISO 8601, `now-1h`), `beginning`, a position, or PARTITION=POSITION,...",
+                },
+                "to": {
+                    "type": ["string", "null"],
+                    "description": "Stop the pipe once it settled up to here.",
+                },
+                "force": {"type": "boolean", "description": "Move forward even past unsettled events."},
+            },
+        },
+        "ReplayResult": {
+            "type": "object",
+            "required": ["name", "partitions"],
+            "properties": {
+                "name": {"type": "string"},
+                "state": {"type": "string", "enum": _STATES},
+                "desired_state": {"type": "string", "enum": ["RUNNING", "STOPPED"]},
+                "partitions": {"type": "array", "items": move},
+                "stops_at_to": {"type": "boolean"},
+            },
+        },
+        "ReplayRefused": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {"error": {"type": "string"}, "partitions": {"type": "array", "items": move}},
+        },
+    }
 
 
 def _document() -> dict[str, Any]:
@@ -217,6 +434,7 @@ def _document() -> dict[str, Any]:
             },
             "/pipes/{name}/stop": _control("stop", "STOPPED"),
             "/pipes/{name}/start": _control("start", "RUNNING"),
+            **_failure_paths(),
             "/reload": {
                 "post": {
                     "operationId": "reload",
@@ -276,6 +494,7 @@ def _document() -> dict[str, Any]:
                         "state": {"type": "string", "enum": _STATES},
                     },
                 },
+                **_failure_schemas(),
                 "Readiness": {
                     "type": "object",
                     "required": ["status"],

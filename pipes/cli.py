@@ -190,6 +190,10 @@ def _parser() -> argparse.ArgumentParser:
 
     schema = sub.add_parser("schema", help="print the JSON schema of the pipe format")
     schema.set_defaults(func=cmd_schema)
+
+    from pipes.cli_failures import add_commands  # dlq ls|show|redrive, replay
+
+    add_commands(sub)
     return parser
 
 

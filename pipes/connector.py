@@ -30,7 +30,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import structlog
 from pydantic import BaseModel, ConfigDict
@@ -38,6 +38,9 @@ from pydantic import BaseModel, ConfigDict
 from pipes.clock import Clock, SystemClock
 from pipes.errors import FatalError
 from pipes.events import Event, Outcome, Position
+
+if TYPE_CHECKING:
+    from pipes.dead_letters import DeadLetterReader
 
 __all__ = [
     "Connector",
@@ -283,13 +286,18 @@ def payload_bytes(event: Event) -> bytes:
 
 @dataclass(frozen=True)
 class Connector:
-    """A connector name and the roles it offers; what an entry point points at."""
+    """A connector name and the roles it offers; what an entry point points at.
+
+    ``dead_letter_reader`` reads back what the target wrote when the target is
+    a pipe's dead letter (``pipes dlq``; see ``pipes.dead_letters``).
+    """
 
     name: str
     description: str
     source: type[Source] | None = None
     target: type[Target] | None = None
     enricher: type[Enricher] | None = None
+    dead_letter_reader: type[DeadLetterReader] | None = None
 
     @property
     def roles(self) -> list[str]:

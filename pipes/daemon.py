@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -363,6 +363,24 @@ class Daemon:
         """Desire STOPPED and wait until the pipe drained and committed."""
         self.get(name).desired = STOPPED
         await self._reconcile(name)
+
+    async def with_pipe_stopped[T](self, name: str, action: Callable[[PipeHandle], Awaitable[T]]) -> T:
+        """Stop the pipe (drained and committed), run ``action``, then start it again if it should run.
+
+        Under the lock that every change of runners takes, so nothing (a
+        reload, a start by the API) runs the pipe while ``action`` moves its
+        positions. The desired state is left as it was.
+        """
+        async with self._lock:
+            handle = self.get(name)
+            if handle.alive:
+                await self._stop_pipe(handle)
+            try:
+                return await action(handle)
+            finally:
+                if handle.desired == RUNNING:
+                    self._start(handle)
+                self._notify()
 
     async def _reconcile(self, name: str) -> None:
         async with self._lock:

@@ -20,7 +20,7 @@ from pipes.events import Event, Outcome
 from pipes.pipeline import Pipeline, Stage, Tally
 from pipes.stages import EnrichmentStage
 
-__all__ = ["dry_run", "failed"]
+__all__ = ["body_field_of", "dry_run", "failed"]
 
 
 class _NoTarget(Target):
@@ -39,9 +39,18 @@ def failed(steps: list[dict[str, Any]]) -> bool:
     return any("error" in step for step in steps)
 
 
-async def dry_run(definition: PipeDefinition, record: dict[str, Any]) -> list[dict[str, Any]]:
-    """The stages' outputs for ``record``, in order; stops at the first stage that ends it."""
-    event = Event(record, "test", 0, _body_field(record))
+async def dry_run(
+    definition: PipeDefinition, record: dict[str, Any], *, after_enrichment: bool = False
+) -> list[dict[str, Any]]:
+    """The stages' outputs for ``record``, in order; stops at the first stage that ends it.
+
+    ``after_enrichment``: ``record`` is what the enrichment returned (a dead
+    letter of the transform or the target, sent again): only the stages after
+    the enrichment run, as a redrive would run them.
+    """
+    resume = after_enrichment and definition.enrichment is not None
+    body_field = enriched_body_field(definition, record) if resume else body_field_of(record)
+    event = Event(record, "test", 0, body_field)
     enrichment = None
     if definition.enrichment is not None:
         enricher = definition.enrichment.build_enricher()
@@ -56,29 +65,34 @@ async def dry_run(definition: PipeDefinition, record: dict[str, Any]) -> list[di
     variables = definition.template_variables()
     variables["aws.pipes.event.ingestion-time"] = iso_utc(time.time())
     tally = Tally(variables=variables, trace=[])
-    if enrichment is not None:
+    start = pipeline.after_enrichment if resume else 0
+    if enrichment is not None and not resume:
         await enrichment.enricher.start(ConnectorContext(pipe=definition.name))
     try:
-        out = await pipeline.run([event], tally, 0, pipeline.deliver_at)
+        out = await pipeline.run([event], tally, start, pipeline.deliver_at)
     finally:
-        if enrichment is not None:
+        if enrichment is not None and not resume:
             await enrichment.enricher.stop()
-    return _report(definition, tally, out)
+    return _report(definition, tally, out, resume)
 
 
-def _report(definition: PipeDefinition, tally: Tally, out: list[Event]) -> list[dict[str, Any]]:
+def _report(
+    definition: PipeDefinition, tally: Tally, out: list[Event], resumed: bool = False
+) -> list[dict[str, Any]]:
     assert tally.trace is not None
     steps: list[dict[str, Any]] = []
     failure = tally.failures[0] if tally.failures else None
     by_stage = {stage: (what, detail) for stage, what, _, detail in tally.trace}
-    if definition.filter is not None:
+    if resumed:
+        pass  # the record is the enrichment's result: filter and enrichment are behind it
+    elif definition.filter is not None:
         if failure is not None and failure.stage is Stage.FILTER:
             return [*steps, {"stage": "filter", "error": _error(failure.error)}]
         matched = by_stage.get(Stage.FILTER, ("filtered", False))[0] == "matched"
         steps.append({"stage": "filter", "matched": matched})
         if not matched:
             return steps
-    if definition.enrichment is not None:
+    if definition.enrichment is not None and not resumed:
         if failure is not None and failure.stage is Stage.ENRICHMENT:
             return [*steps, {"stage": "enrichment", "error": _error(failure.error)}]
         _, records = by_stage.get(Stage.ENRICHMENT, ("dropped", []))
@@ -92,8 +106,23 @@ def _report(definition: PipeDefinition, tally: Tally, out: list[Event]) -> list[
     return steps
 
 
-def _body_field(record: dict[str, Any]) -> str:
-    # The record layouts of the built-in sources: Kafka puts the body in `value`.
+def body_field_of(record: dict[str, Any]) -> str:
+    """The key of a source record that holds its body, by the built-in record layouts.
+
+    Kafka puts the body in ``value``; the other built-in sources in ``body``.
+    A record with neither is the body as a whole (``""``).
+    """
     if "value" in record and "topic" in record:
         return "value"
-    return "body"
+    return "body" if "body" in record else ""
+
+
+def enriched_body_field(definition: PipeDefinition, record: dict[str, Any]) -> str:
+    """Where the body is in a record the enrichment returned (see ``EnrichmentStage``).
+
+    Merged ``into`` a key, the body stays where the source put it; otherwise
+    the result is the body (a result that was not an object went under ``value``).
+    """
+    if definition.enrichment_into is not None:
+        return body_field_of(record)
+    return "value" if record.keys() == {"value"} else ""

@@ -371,6 +371,11 @@ class Pipeline:
             events = await step.run(events, tally)
         return events
 
+    @property
+    def after_enrichment(self) -> int:
+        """The step after the enrichment (0 without one): where a record the enrichment returned goes on."""
+        return next((step.index + 1 for step in self.steps if step.stage is Stage.ENRICHMENT), 0)
+
 
 def retry_after(error: Exception) -> float | None:
     """The wait a failure asked for, if any (``RetryableError.retry_after_s``)."""

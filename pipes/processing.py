@@ -12,7 +12,7 @@ kind per pass.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +61,7 @@ class BatchProcessor:
         on_fatal: Callable[[PipeFailed], None],
         busy: dict[str, float],
         on_dead_lettered: Callable[[str, Position], None] | None = None,
+        earlier_dead_letter: Callable[[Event], Mapping[str, Any] | None] | None = None,
     ) -> None:
         self.pipe = pipe
         self.pipeline = pipeline
@@ -80,12 +81,15 @@ class BatchProcessor:
         self.busy = busy
         self._variables = variables
         self.on_dead_lettered = on_dead_lettered
+        #: For a redrive: the dead letter an event was sent again from (its next one counts the redrives).
+        self.earlier_dead_letter = earlier_dead_letter
         #: Partitions with a batch in retries right now (their lanes may pause the source).
         self.retrying: set[str] = set()
 
     # ------------------------------------------------------------------ the two halves
 
-    async def prepare(self, batch: Batch) -> Prepared:
+    async def prepare(self, batch: Batch, start: int = 0) -> Prepared:
+        """Every step before delivery, from step ``start`` (a redrive may resume after an enrichment)."""
         tally = self._tally(batch)
         events = batch.events
         if any(e.fault is not None for e in events):
@@ -97,7 +101,7 @@ class BatchProcessor:
                     kept.append(event)
             events = kept
         if events:
-            events = await self._run(events, tally, 0, self.pipeline.deliver_at)
+            events = await self._run(events, tally, start, self.pipeline.deliver_at)
         self._account(batch, tally)
         return Prepared(batch, events, tally.failures)
 
@@ -348,7 +352,8 @@ class BatchProcessor:
 
     def _dead_letter_event(self, failure: Failure) -> Event:
         event = failure.event
-        record = dead_letter_record(self.pipe, failure)
+        earlier = self.earlier_dead_letter(event) if self.earlier_dead_letter is not None else None
+        record = dead_letter_record(self.pipe, failure, earlier)
         self.log.warning(
             "event_dead_lettered",
             stage=str(failure.stage),

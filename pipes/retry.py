@@ -43,7 +43,9 @@ class RetryPolicy:
         return age is not None and now_monotonic - failure.received_at >= age
 
 
-def dead_letter_record(pipe: str, failure: Failure) -> dict[str, Any]:
+def dead_letter_record(
+    pipe: str, failure: Failure, earlier: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The documented dead-letter record (docs/delivery.md); always JSON, whatever the event held.
 
     An event fails for good precisely when its data is odd (a value with no
@@ -54,6 +56,11 @@ def dead_letter_record(pipe: str, failure: Failure) -> dict[str, Any]:
     the failure (an HTTP target: the status code and the start of the response
     body); they are added to the ``error`` object beside ``type`` and
     ``message``, which they never replace.
+
+    ``earlier`` is the dead letter a redrive sent again, when this failure is
+    its next one: the new record counts the redrives (``redrive_count``) and
+    keeps the first failure ever (``first_failure``: stage, error, attempts and
+    times), so that what went wrong in the first place is never lost.
     """
     error: dict[str, Any] = {"type": type(failure.error).__name__, "message": str(failure.error)}
     details = getattr(failure.error, "details", None)
@@ -62,17 +69,27 @@ def dead_letter_record(pipe: str, failure: Failure) -> dict[str, Any]:
     # The record as the source gave it, every digit of huge integers included (decoding
     # for matching may have rounded them; a dead letter is for a person to read).
     failure.event.decode_exactly()
-    return _json_safe(
-        {
-            "pipe": pipe,
-            "stage": str(failure.stage),
-            "error": error,
-            "attempts": failure.attempts,
-            "first_attempt_at": iso_utc(failure.first_attempt_at),
-            "last_attempt_at": iso_utc(failure.last_attempt_at),
-            "record": failure.event.record,
-        }
-    )
+    record: dict[str, Any] = {
+        "pipe": pipe,
+        "stage": str(failure.stage),
+        "error": error,
+        "attempts": failure.attempts,
+        "first_attempt_at": iso_utc(failure.first_attempt_at),
+        "last_attempt_at": iso_utc(failure.last_attempt_at),
+        "record": failure.event.record,
+    }
+    if earlier is not None:
+        first = earlier.get("first_failure")
+        if not isinstance(first, dict):
+            first = {key: earlier.get(key) for key in _FAILURE_KEYS}
+        count = earlier.get("redrive_count")
+        record["redrive_count"] = (count if isinstance(count, int) else 0) + 1
+        record["first_failure"] = first
+    return _json_safe(record)
+
+
+#: What describes one failure in a dead-letter record (kept as ``first_failure`` across redrives).
+_FAILURE_KEYS = ("stage", "error", "attempts", "first_attempt_at", "last_attempt_at")
 
 
 def _json_safe(value: dict[str, Any]) -> dict[str, Any]:

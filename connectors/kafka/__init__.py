@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from connectors.kafka.dead_letter_reader import KafkaDeadLetterReader
 from connectors.kafka.source import KafkaSource, KafkaSourceOptions
 from connectors.kafka.target import KafkaTarget, KafkaTargetOptions
 from pipes.connector import Connector
 
-__all__ = ["KafkaSource", "KafkaSourceOptions", "KafkaTarget", "KafkaTargetOptions", "connector"]
+__all__ = [
+    "KafkaDeadLetterReader",
+    "KafkaSource",
+    "KafkaSourceOptions",
+    "KafkaTarget",
+    "KafkaTargetOptions",
+    "connector",
+]
 
 connector = Connector(
     name="kafka",
@@ -14,4 +22,5 @@ connector = Connector(
     "partitions, committing settled offsets; produce records with templated topic, key and headers.",
     source=KafkaSource,
     target=KafkaTarget,
+    dead_letter_reader=KafkaDeadLetterReader,
 )

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Literal, Self
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from pydantic import Field, model_validator
 
+from connectors.kafka import replay
 from connectors.kafka.options import KafkaConnectionOptions, client_kwargs
 from connectors.kafka.records import build_events, partition_name
 from pipes.connector import Source, SourceContext
 from pipes.errors import FatalError, RetryableError
 from pipes.events import Event, Position
+from pipes.replay import PartitionMove, ReplayPoint
 from pipes.units import Duration
 
 __all__ = ["KafkaSource", "KafkaSourceOptions"]
@@ -296,6 +298,16 @@ class KafkaSource(Source):
             await consumer.commit(offsets)
         except KafkaError as exc:
             raise RetryableError(f"kafka source: offset commit failed: {exc}") from exc
+
+    async def replay_plan(
+        self, context: SourceContext, start: ReplayPoint, until: ReplayPoint | None
+    ) -> list[PartitionMove]:
+        """The group's offsets for a time, offsets or the beginning (``connectors.kafka.replay``)."""
+        return await replay.plan(self.options, context, start, until)
+
+    async def replay_commit(self, context: SourceContext, moves: Sequence[PartitionMove]) -> None:
+        """Commit the moved offsets to the group (the pipe is stopped: the group has no members)."""
+        await replay.commit(self.options, context, moves)
 
     async def _revoked(self, revoked: set[TopicPartition]) -> None:
         names = [partition_name(tp.topic, tp.partition) for tp in revoked]

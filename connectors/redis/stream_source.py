@@ -31,6 +31,7 @@ import redis.asyncio as redis
 from pydantic import Field
 from redis.exceptions import ResponseError
 
+from connectors.redis import stream_replay
 from connectors.redis.client import (
     RedisOptions,
     close_client,
@@ -45,6 +46,7 @@ from connectors.redis.wire import execute_packed, pack
 from pipes.connector import Source, SourceContext
 from pipes.errors import FatalError
 from pipes.events import UNSET, Event, Position
+from pipes.replay import PartitionMove, ReplayPoint
 from pipes.units import Duration
 
 __all__ = ["RedisStreamSource", "RedisStreamSourceOptions"]
@@ -366,6 +368,16 @@ class RedisStreamSource(Source):
         # Only after the acknowledgement: a failed XACK leaves everything to send again.
         for _ in ids:
             self._outstanding.discard(self._handed.popleft())
+
+    async def replay_plan(
+        self, context: SourceContext, start: ReplayPoint, until: ReplayPoint | None
+    ) -> list[PartitionMove]:
+        """The group's last-delivered id for a time or an entry id (``connectors.redis.stream_replay``)."""
+        return await stream_replay.plan(self.options, context, start, until)
+
+    async def replay_commit(self, context: SourceContext, moves: Sequence[PartitionMove]) -> None:
+        """XGROUP SETID to the new id (the pipe is stopped)."""
+        await stream_replay.commit(self.options, context, moves)
 
     def lag(self) -> Mapping[str, int] | None:
         """Entries not yet read by the group, as of the last claim scan (Redis 7+ only)."""
