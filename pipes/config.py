@@ -300,6 +300,8 @@ def _load_pipe(
             transform_stage = TransformStage(config.transform)
         except StageError as exc:
             errors.add((*prefix, "transform", *exc.path), str(exc))
+    if config is not None:
+        _check_log_and_tests(config, item, prefix, errors)
     if errors.count > before or config is None:
         return None
     source, target = bound["source"], bound["target"]
@@ -313,8 +315,31 @@ def _load_pipe(
         dead_letter=bound["dead_letter"],
         filter=filter_stage,
         transform=transform_stage,
-        fingerprint=_fingerprint(item),
+        # Its tests do not change how a pipe runs: editing them restarts nothing.
+        fingerprint=_fingerprint({key: value for key, value in item.items() if key != "tests"}),
     )
+
+
+def _check_log_and_tests(
+    config: PipeConfig, item: Mapping[str, Any], prefix: KeyPath, errors: _Errors
+) -> None:
+    """What the models cannot say with a location: ``log`` beside its shorthand, test patterns."""
+    if config.log is not None and "log_level" in config.model_fields_set:
+        errors.add(
+            (*prefix, "log_level"),
+            "log_level is short for log: {level: ...}; give one of them (e.g. log: {level: TRACE, "
+            "include_execution_data: false})",
+        )
+    from pipes.patterns import EventFilter
+
+    for index, case in enumerate(config.tests):
+        expect = case.expect
+        if isinstance(expect, str) or expect.payload_matches is None:
+            continue
+        try:
+            EventFilter.compile([expect.payload_matches])
+        except ValueError as exc:
+            errors.add((*prefix, "tests", index, "expect", "payload_matches"), str(exc))
 
 
 def _filter_path(item: Mapping[str, Any], path: KeyPath) -> KeyPath:

@@ -45,6 +45,7 @@ from pipes.retry import RetryPolicy
 from pipes.stages import EnrichmentStage
 from pipes.status import PipeHealth, PipeState, PipeStats, PipeStatus
 from pipes.stopping import StopControl
+from pipes.tap import TapHub
 
 __all__ = ["PipeRunner", "PipeState", "PipeStats"]
 
@@ -75,6 +76,7 @@ class PipeRunner:
         observer: RunnerObserver | None = None,
         log: PipeLog | None = None,
         rng: random.Random | None = None,
+        taps: TapHub | None = None,
     ) -> None:
         self.definition = definition
         self.config = config = definition.config
@@ -87,7 +89,9 @@ class PipeRunner:
         #: ``once``: give up starting after this long (None: keep trying until stopped).
         self.start_timeout_s = start_timeout_s
         self.observer: RunnerObserver = observer or NullObserver()
-        self.log = log or PipeLog(self.name, config.log_level)
+        self.log = log or PipeLog.for_config(self.name, config.logging)
+        #: Live taps on this pipe (the daemon passes the pipe's own, so taps outlive restarts).
+        self.taps = taps if taps is not None else TapHub(self.name, self.clock)
         self.health = PipeHealth(on_change=lambda state: self.observer.state(str(state)))
         self.stats = PipeStats()
         self.stop = StopControl(self.clock, drain_timeout_s)
@@ -131,6 +135,7 @@ class PipeRunner:
             on_fatal=self._fail,
             busy=self._busy,
             on_dead_lettered=self.source.dead_lettered,
+            taps=self.taps,
         )
         self.committer = Committer(
             pipe=self.name,
@@ -397,9 +402,8 @@ class PipeRunner:
                 # merely slow partition is ordinary backpressure and is not paused.)
                 lane.paused = True
                 self.source.pause([partition])
-        if self.log.tracing:
-            for event in events:
-                self.log.trace("event_received", partition=event.partition, position=event.position)
+        if self.log.tracing or self.taps.active:
+            self.processor.trace.received(events)
 
     def _open_lane(self, partition: str) -> Lane:
         lane = Lane(
