@@ -334,7 +334,7 @@ def _check_log_and_tests(
 
     for index, case in enumerate(config.tests):
         expect = case.expect
-        if isinstance(expect, str) or expect.payload_matches is None:
+        if expect.payload_matches is None:
             continue
         try:
             EventFilter.compile([expect.payload_matches])

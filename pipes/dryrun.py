@@ -2,9 +2,10 @@
 
 It runs the very steps a running pipe runs (``pipes.pipeline``), kept apart so
 that each stage reports on its own. The source and target are never started;
-the enricher is (it is part of what the user is testing). Each stage reports
-what it produced, so a user sees where an event stops and what the target
-would have received.
+the enricher is (it is part of what the user is testing), unless the caller
+hands over one of its own (a pipe test's stubbed answer, ``pipes.pipe_tests``).
+Each stage reports what it produced, so a user sees where an event stops and
+what the target would have received.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from pipes.clock import iso_utc
 from pipes.config import PipeDefinition
-from pipes.connector import ConnectorContext, Target
+from pipes.connector import ConnectorContext, Enricher, Target
 from pipes.events import Event, Outcome
 from pipes.pipeline import Pipeline, Stage, Tally
 from pipes.stages import EnrichmentStage
@@ -39,12 +40,19 @@ def failed(steps: list[dict[str, Any]]) -> bool:
     return any("error" in step for step in steps)
 
 
-async def dry_run(definition: PipeDefinition, record: dict[str, Any]) -> list[dict[str, Any]]:
-    """The stages' outputs for ``record``, in order; stops at the first stage that ends it."""
+async def dry_run(
+    definition: PipeDefinition, record: dict[str, Any], enricher: Enricher | None = None
+) -> list[dict[str, Any]]:
+    """The stages' outputs for ``record``, in order; stops at the first stage that ends it.
+
+    ``enricher`` replaces the pipe's own (which is then neither built nor started).
+    """
     event = Event(record, "test", 0, _body_field(record))
     enrichment = None
+    own = enricher is None
     if definition.enrichment is not None:
-        enricher = definition.enrichment.build_enricher()
+        if enricher is None:
+            enricher = definition.enrichment.build_enricher()
         enrichment = EnrichmentStage(enricher, definition.enrichment_into)
     pipeline = Pipeline.build(
         filter=definition.filter,
@@ -56,12 +64,12 @@ async def dry_run(definition: PipeDefinition, record: dict[str, Any]) -> list[di
     variables = definition.template_variables()
     variables["aws.pipes.event.ingestion-time"] = iso_utc(time.time())
     tally = Tally(variables=variables, trace=[])
-    if enrichment is not None:
+    if enrichment is not None and own:
         await enrichment.enricher.start(ConnectorContext(pipe=definition.name))
     try:
         out = await pipeline.run([event], tally, 0, pipeline.deliver_at)
     finally:
-        if enrichment is not None:
+        if enrichment is not None and own:
             await enrichment.enricher.stop()
     return _report(definition, tally, out)
 

@@ -17,9 +17,10 @@ from pipes.units import Duration
 
 __all__ = [
     "LOG_LEVELS",
+    "OUTCOMES",
     "BatchConfig",
     "ConnectorSpec",
-    "ExpectedPayload",
+    "Expectation",
     "FilterConfig",
     "LogConfig",
     "PipeConfig",
@@ -127,19 +128,26 @@ class LogConfig(Model):
     )
 
 
-class ExpectedPayload(Model):
-    """What the target would get, given exactly one way."""
+def _outcome_or_payload(schema: dict[str, Any]) -> None:
+    """In the JSON schema, ``expect`` is also a bare word: ``filtered`` or ``dropped``."""
+    as_object = dict(schema)
+    schema.clear()
+    schema["description"] = as_object.pop("description", "")
+    schema["anyOf"] = [{"enum": list(OUTCOMES)}, as_object]
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "oneOf": [
-                {"required": ["payload"]},
-                {"required": ["payloads"]},
-                {"required": ["payload_matches"]},
-            ]
-        }
+
+#: What ``expect:`` may say in one word.
+OUTCOMES = ("filtered", "dropped")
+
+
+class Expectation(Model):
+    """The outcome a pipe test expects: ``filtered``, ``dropped``, or the payload, given one way."""
+
+    model_config = ConfigDict(json_schema_extra=_outcome_or_payload)
+
+    outcome: Literal["filtered", "dropped"] | None = Field(
+        default=None, description="filtered or dropped (written `expect: filtered`)."
     )
-
     payload: Any = Field(
         default=None,
         description="The one payload, exactly (a template's text compares as the JSON it holds).",
@@ -152,11 +160,24 @@ class ExpectedPayload(Model):
         description="An event pattern every payload must match (and at least one payload).",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_word(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value not in OUTCOMES:
+                raise ValueError(
+                    f"{value!r}: write filtered, dropped, or a mapping with payload, payloads or payload_matches"
+                )
+            return {"outcome": value}
+        return value
+
     @model_validator(mode="after")
-    def _exactly_one(self) -> ExpectedPayload:
-        given = self.model_fields_set & {"payload", "payloads", "payload_matches"}
+    def _exactly_one(self) -> Expectation:
+        given = self.model_fields_set & {"outcome", "payload", "payloads", "payload_matches"}
         if len(given) != 1:
-            raise ValueError("give exactly one of payload, payloads or payload_matches")
+            raise ValueError(
+                "give exactly one of payload, payloads or payload_matches (or write filtered or dropped)"
+            )
         return self
 
 
@@ -179,9 +200,7 @@ class PipeTestCase(Model):
         description="The enrichment's answer for the event, instead of calling it: a record, a list of "
         "records (fan-out; [] drops), or null (drops). Without it the enrichment is really called.",
     )
-    expect: Literal["filtered", "dropped"] | ExpectedPayload = Field(
-        description="filtered, dropped, or {payload | payloads | payload_matches}."
-    )
+    expect: Expectation = Field(description="filtered, dropped, or {payload | payloads | payload_matches}.")
 
     @model_validator(mode="after")
     def _one_input(self) -> PipeTestCase:
