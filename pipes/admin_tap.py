@@ -35,8 +35,10 @@ if TYPE_CHECKING:
 
 __all__ = ["HEARTBEAT_S", "serve_tap", "tap_options"]
 
-#: Longest silence on the stream: a comment is sent then, which also finds a viewer gone away.
+#: Longest silence on the stream: a comment is sent then (proxies and viewers see it is alive).
 HEARTBEAT_S = 5.0
+#: How often a quiet tap checks whether its viewer went away (and frees its place).
+GONE_CHECK_S = 0.5
 
 
 class TapRequestError(ValueError):
@@ -116,7 +118,7 @@ async def serve_tap(request: web.Request, handle: PipeHandle) -> web.StreamRespo
             "buffer": BUFFER,
         }
         await response.write(_event("attached", attached))
-        await _pump(response, tap)
+        await _pump(request, response, tap)
     except (ConnectionResetError, ConnectionError):
         pass  # the viewer went away: nothing to tell anyone
     finally:
@@ -124,10 +126,11 @@ async def serve_tap(request: web.Request, handle: PipeHandle) -> web.StreamRespo
     return response
 
 
-async def _pump(response: web.StreamResponse, tap: Tap) -> None:
+async def _pump(request: web.Request, response: web.StreamResponse, tap: Tap) -> None:
     reported = 0
+    quiet_s = 0.0
     while True:
-        lines = await tap.lines(HEARTBEAT_S)
+        lines = await tap.lines(GONE_CHECK_S)
         chunk = b"".join(_event("tap", line) for line in lines)
         if tap.dropped != reported:
             reported = tap.dropped
@@ -135,7 +138,18 @@ async def _pump(response: web.StreamResponse, tap: Tap) -> None:
         if tap.ended and not lines:
             await response.write(chunk + _event("end", {"reason": tap.reason, **tap.counts()}))
             return
-        await response.write(chunk or b": still here\n\n")
+        if chunk:
+            quiet_s = 0.0
+            await response.write(chunk)
+            continue
+        # Nothing to send: find a viewer gone away without waiting for a write to fail.
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return
+        quiet_s += GONE_CHECK_S
+        if quiet_s >= HEARTBEAT_S:
+            quiet_s = 0.0
+            await response.write(b": still here\n\n")
 
 
 def _json_error(message: str, status: int) -> web.Response:
