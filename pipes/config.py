@@ -301,7 +301,7 @@ def _load_pipe(
         except StageError as exc:
             errors.add((*prefix, "transform", *exc.path), str(exc))
     if config is not None:
-        _check_log_and_tests(config, item, prefix, errors)
+        _check_log(config, prefix, errors)
     if errors.count > before or config is None:
         return None
     source, target = bound["source"], bound["target"]
@@ -320,26 +320,14 @@ def _load_pipe(
     )
 
 
-def _check_log_and_tests(
-    config: PipeConfig, item: Mapping[str, Any], prefix: KeyPath, errors: _Errors
-) -> None:
-    """What the models cannot say with a location: ``log`` beside its shorthand, test patterns."""
+def _check_log(config: PipeConfig, prefix: KeyPath, errors: _Errors) -> None:
+    """``log`` beside its shorthand ``log_level``: reported at ``log_level``."""
     if config.log is not None and "log_level" in config.model_fields_set:
         errors.add(
             (*prefix, "log_level"),
             "log_level is short for log: {level: ...}; give one of them (e.g. log: {level: TRACE, "
             "include_execution_data: false})",
         )
-    from pipes.patterns import EventFilter
-
-    for index, case in enumerate(config.tests):
-        expect = case.expect
-        if expect.payload_matches is None:
-            continue
-        try:
-            EventFilter.compile([expect.payload_matches])
-        except ValueError as exc:
-            errors.add((*prefix, "tests", index, "expect", "payload_matches"), str(exc))
 
 
 def _filter_path(item: Mapping[str, Any], path: KeyPath) -> KeyPath:

@@ -160,6 +160,15 @@ class Expectation(Model):
         description="An event pattern every payload must match (and at least one payload).",
     )
 
+    @field_validator("payload_matches")
+    @classmethod
+    def _a_pattern(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            from pipes.patterns import EventFilter
+
+            EventFilter.compile([value])  # a PatternError is a ValueError: reported where it is
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _one_word(cls, value: Any) -> Any:
