@@ -45,6 +45,8 @@ class Column:
     title: str
     key: str
     numeric: bool = True
+    #: The title on the live view, where a long one takes two lines (so 80 columns hold the table).
+    header: str = ""
 
 
 COLUMNS = (
@@ -54,9 +56,9 @@ COLUMNS = (
     Column("FILTERED/S", "filtered_s"),
     Column("DELIVERED/S", "delivered_s"),
     Column("FAILED", "failed"),
-    Column("DEAD-LETTERED", "dead_lettered"),
+    Column("DEAD-LETTERED", "dead_lettered", header="DEAD-\nLETTERED"),
     Column("LAG", "lag"),
-    Column("IN FLIGHT", "in_flight"),
+    Column("IN FLIGHT", "in_flight", header="IN\nFLIGHT"),
 )
 
 KEYS_HELP = "q quit  ↑/↓ select  </> sort column  r reverse  x stop  s start"
@@ -144,15 +146,14 @@ class TopView:
         self.message = ""
 
     def ordered(self, rows: list[PipeRow]) -> list[PipeRow]:
+        """Sorted by the chosen column (ties by name); a rate not known yet sorts last either way."""
         column = COLUMNS[self.sort]
-
-        def key(row: PipeRow) -> tuple[Any, ...]:
-            value = getattr(row, column.key)
-            if column.numeric:
-                return (value is None, value or 0, row.name)
-            return (str(value), row.name)
-
-        return sorted(rows, key=key, reverse=self.reverse)
+        by_name = sorted(rows, key=lambda row: row.name)
+        if not column.numeric:
+            return sorted(by_name, key=lambda row: str(getattr(row, column.key)), reverse=self.reverse)
+        known = [row for row in by_name if getattr(row, column.key) is not None]
+        unknown = [row for row in by_name if getattr(row, column.key) is None]
+        return sorted(known, key=lambda row: getattr(row, column.key), reverse=self.reverse) + unknown
 
     def press(self, key: str, rows: list[PipeRow]) -> tuple[str, str] | None:
         """Apply a key; an action for the caller (quit, or stop/start a pipe), or None."""
@@ -183,11 +184,18 @@ class TopView:
         if self.selected not in {row.name for row in ordered}:
             self.selected = ordered[0].name if ordered else None
         table = Table(box=box.SIMPLE_HEAD, expand=False, pad_edge=False)
+        longest = max((len(row.name) for row in ordered), default=4)
         for index, column in enumerate(COLUMNS):
-            title = column.title
+            title = column.header or column.title
             if index == self.sort:
                 title += " ▼" if self.reverse else " ▲"
-            table.add_column(title, justify="right" if column.numeric else "left", no_wrap=True)
+            table.add_column(
+                title,
+                justify="right" if column.numeric else "left",
+                no_wrap=True,
+                # Numbers may be squeezed on a narrow terminal; names and states never are.
+                min_width={0: longest, 1: 8}.get(index),
+            )
         for row in ordered:
             cells = row.cells()
             styled: list[RenderableType] = [
