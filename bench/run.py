@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-MICRO = ["bench_patterns.py", "bench_templates.py", "bench_demo.py"]
+MICRO = ["bench_patterns.py", "bench_templates.py", "bench_demo.py", "bench_tap.py"]
 BROKERS = ["bench_redis.py", "bench_kafka.py"]
 
 

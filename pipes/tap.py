@@ -131,23 +131,34 @@ class Tap:
     def ended(self) -> bool:
         return self.reason is not None
 
-    def take(self, line: dict[str, Any]) -> None:
-        """Copy ``line`` if this tap wants it and has room; count it if not."""
+    def wants(self, line: dict[str, Any]) -> bool:
+        """Whether ``line`` is for this tap (its ``where``); without one, every line of its stages is."""
+        return self.where is None or self.where.matches(line)
+
+    def admit(self) -> bool:
+        """Room for one more line: within the rate and the buffer (what is turned away is counted)."""
         if self.reason is not None:
-            return
-        if self.where is not None and not self.where.matches(line):
-            return
+            return False
         if self.rate is not None and not self._token():
             self.over_rate += 1
-            return
+            return False
         if len(self._lines) >= self.buffer:
             self.dropped += 1
-            return
+            return False
+        return True
+
+    def push(self, line: dict[str, Any]) -> None:
+        """Copy an admitted line for the viewer."""
         self._lines.append(_copy(line))
         self.sent += 1
         self._ready.set()
         if self.limit is not None and self.sent >= self.limit:
             self.close("limit")
+
+    def take(self, line: dict[str, Any]) -> None:
+        """``line`` copied if this tap wants it and has room; counted if it has not."""
+        if self.wants(line) and self.admit():
+            self.push(line)
 
     def _token(self) -> bool:
         assert self.rate is not None
@@ -234,11 +245,20 @@ class TapHub:
         for stage, outcome, event, detail in entries:
             if stage not in stages:
                 continue
-            if time is None:
-                time = iso_utc(self.clock.wall())
-            line = {"time": time, "pipe": self.pipe, **tap_line(stage, outcome, event, detail)}
+            line: dict[str, Any] | None = None
             for tap in self.taps:
-                if stage in tap.stages:
+                if stage not in tap.stages:
+                    continue
+                # A tap without a pattern is turned away (rate, full buffer) before any line is built.
+                if tap.where is None and not tap.admit():
+                    continue
+                if line is None:
+                    if time is None:
+                        time = iso_utc(self.clock.wall())
+                    line = {"time": time, "pipe": self.pipe, **tap_line(stage, outcome, event, detail)}
+                if tap.where is None:
+                    tap.push(line)
+                else:
                     tap.take(line)
         if any(tap.ended for tap in self.taps):
             self._forget_ended()
