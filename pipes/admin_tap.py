@@ -119,7 +119,7 @@ async def serve_tap(request: web.Request, handle: PipeHandle) -> web.StreamRespo
         }
         await response.write(_event("attached", attached))
         await _pump(request, response, tap)
-    except (ConnectionResetError, ConnectionError):
+    except ConnectionError:
         pass  # the viewer went away: nothing to tell anyone
     finally:
         handle.taps.detach(tap, "viewer gone")

@@ -17,7 +17,7 @@ from connectors.memory import HUB
 from pipes.admin import AdminServer
 from pipes.admin_client import AdminError, server_sent_events, tap
 from pipes.checkpoints import MemoryCheckpointStore
-from pipes.config import load_paths
+from pipes.config import load_paths, load_text
 from pipes.daemon import Daemon
 
 TOKEN = "tap-token"
@@ -174,3 +174,37 @@ async def test_pipes_tap_prints_json_lines(
         ("transform", {"id": n}) for n in range(3)
     ]
     assert "pipes tap: attached to orders (RUNNING), stages transform" in capsys.readouterr().err
+
+
+async def test_a_tap_stays_attached_while_its_pipe_stops_and_starts(served: tuple[Daemon, str, str]) -> None:
+    daemon, address, tag = served
+    stream = server_sent_events(address, "/pipes/orders/tap?stage=source", TOKEN)
+    await events_until(stream, lambda seen: True)
+    await daemon.stop_pipe("orders")
+    await daemon.start_pipe("orders")
+    await wait_until(lambda: daemon.pipes["orders"].state == "RUNNING", what="orders running again")
+    HUB.channel(f"in-{tag}").put({"id": 1, "total": 500})
+    seen = await events_until(stream, lambda seen: len(taps(seen)) == 1)
+    assert taps(seen)[0]["record"]["body"] == {"id": 1, "total": 500}
+    await stream.aclose()
+
+
+async def test_stopping_the_api_ends_open_taps_at_once() -> None:
+    tag = uuid.uuid4().hex[:8]
+    text = f"name: solo\nsource: {{type: memory, channel: solo-{tag}}}\ntarget: {{type: memory, channel: out-{tag}}}\n"
+    daemon = Daemon(load_text(text).pipes, store=MemoryCheckpointStore())
+    task = asyncio.create_task(daemon.run())
+    server = AdminServer(daemon, "127.0.0.1", 0)
+    await server.start()
+    stream = server_sent_events(f"127.0.0.1:{server.port}", "/pipes/solo/tap", None)
+    try:
+        await events_until(stream, lambda seen: True)
+        stopping = asyncio.create_task(server.stop())
+        seen = await events_until(stream, lambda seen: seen[-1][0] == "end")
+        assert seen[-1][1]["reason"] == "daemon stopping"
+        await asyncio.wait_for(stopping, 5)  # not held up for the server's shutdown timeout
+    finally:
+        daemon.request_stop()
+        await asyncio.wait_for(task, 10)
+        HUB.drop(f"solo-{tag}")
+        HUB.drop(f"out-{tag}")
