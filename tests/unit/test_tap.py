@@ -15,6 +15,7 @@ from pipes.errors import FatalError
 from pipes.events import Event
 from pipes.patterns import EventFilter
 from pipes.tap import STAGES, TapHub, TooManyTaps, tap_line
+from pipes.testing import run_pipe
 
 
 async def drain(tap: Any) -> list[dict[str, Any]]:
@@ -195,3 +196,23 @@ async def test_a_tap_whose_viewer_never_reads_loses_tap_lines_never_pipe_events(
     assert HUB.channel(channels["out"]).written == [{"n": n} for n in range(2_000)]
     assert runner.stats.delivered == 2_000
     assert tap.sent == 256 and tap.dropped == 2 * 2_000 - 256  # source and target lines
+
+
+@pytest.mark.parametrize("tapped", [False, True])
+async def test_a_tap_does_not_change_what_a_filter_on_wide_numbers_passes(
+    tmp_path: Any, tapped: bool
+) -> None:
+    """Traced events are matched one by one: decoded exactly, as the fast path does, or 2**64 + 1 == 2**64."""
+    (tmp_path / "in.jsonl").write_text('{"n": 18446744073709551617}\n{"n": 18446744073709551616}\n')
+    definition = {
+        "name": "wide",
+        "source": {"type": "file", "path": str(tmp_path / "in.jsonl")},
+        "filter": [{"body": {"n": [18446744073709551617]}}],
+        "target": {"type": "file", "path": str(tmp_path / "out.jsonl")},
+    }
+    hub = TapHub("wide")
+    if tapped:
+        hub.attach(rate=None)
+    stats = await run_pipe(definition, state_dir=tmp_path / "state", taps=hub)
+    assert (stats.delivered, stats.filtered) == (1, 1)
+    assert (tmp_path / "out.jsonl").read_text() == '{"n": 18446744073709551617}\n'
