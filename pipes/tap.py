@@ -36,12 +36,24 @@ from pipes.clock import Clock, SystemClock, iso_utc
 from pipes.events import Event
 from pipes.patterns import EventFilter
 
-__all__ = ["BUFFER", "DEFAULT_RATE", "MAX_TAPS", "STAGES", "Tap", "TapHub", "TooManyTaps", "tap_line"]
+__all__ = [
+    "BUFFER",
+    "BUFFER_BYTES",
+    "DEFAULT_RATE",
+    "MAX_TAPS",
+    "STAGES",
+    "Tap",
+    "TapHub",
+    "TooManyTaps",
+    "tap_line",
+]
 
 #: The stages a tap can watch, in the order events meet them.
 STAGES = ("source", "filter", "enrichment", "transform", "target", "dead_letter")
 #: Lines a tap holds for its viewer; beyond, lines are dropped (and counted).
 BUFFER = 256
+#: Bytes a tap holds for its viewer (records can be large); beyond, lines are dropped too.
+BUFFER_BYTES = 4 * 1024 * 1024
 #: Lines per second a tap copies unless told otherwise (as Vector's tap: 100 per 500 ms).
 DEFAULT_RATE = 200.0
 #: Taps one pipe accepts at once: each one costs the pipe a little CPU per event.
@@ -123,6 +135,7 @@ class Tap:
         self.over_rate = 0
         self.reason: str | None = None
         self._lines: deque[bytes] = deque()
+        self._bytes = 0
         self._ready = asyncio.Event()
         self._tokens = rate if rate is not None else 0.0
         self._refilled = clock.monotonic()
@@ -142,14 +155,16 @@ class Tap:
         if self.rate is not None and not self._token():
             self.over_rate += 1
             return False
-        if len(self._lines) >= self.buffer:
+        if len(self._lines) >= self.buffer or self._bytes >= BUFFER_BYTES:
             self.dropped += 1
             return False
         return True
 
     def push(self, line: dict[str, Any]) -> None:
         """Copy an admitted line for the viewer."""
-        self._lines.append(_copy(line))
+        data = _copy(line)
+        self._lines.append(data)
+        self._bytes += len(data)
         self.sent += 1
         self._ready.set()
         if self.limit is not None and self.sent >= self.limit:
@@ -178,6 +193,7 @@ class Tap:
                 await asyncio.wait_for(self._ready.wait(), wait_s)
         out = list(self._lines)
         self._lines.clear()
+        self._bytes = 0
         return out
 
     def close(self, reason: str) -> None:

@@ -216,3 +216,12 @@ async def test_a_tap_does_not_change_what_a_filter_on_wide_numbers_passes(
     stats = await run_pipe(definition, state_dir=tmp_path / "state", taps=hub)
     assert (stats.delivered, stats.filtered) == (1, 1)
     assert (tmp_path / "out.jsonl").read_text() == '{"n": 18446744073709551617}\n'
+
+
+async def test_large_records_are_bounded_by_bytes_too() -> None:
+    hub = TapHub("t", ManualClock())
+    tap = hub.attach(rate=None)
+    big = Event({"body": "x" * 1_000_000}, "p0", 0)
+    hub.offer([("source", "received", big, None)] * 10)
+    assert tap.sent == 5 and tap.dropped == 5  # about 4 MiB held, the rest dropped
+    assert len(await drain(tap)) == 5
