@@ -160,7 +160,7 @@ class TopView:
         ordered = self.ordered(rows)
         names = [row.name for row in ordered]
         index = names.index(self.selected) if self.selected in names else -1
-        if key in ("q", "Q"):
+        if key in ("q", "Q", "hangup"):
             return ("quit", "")
         if key in ("up", "k") and names:
             self.selected = names[max(0, index - 1)]
@@ -263,8 +263,9 @@ def _keys(stream: TextIO, queue: asyncio.Queue[str]) -> Iterator[bool]:
             data = os.read(fd, 64)
         except OSError:
             data = b""
-        if not data:
+        if not data:  # the terminal is gone (closed, hung up): nobody is watching any more
             loop.remove_reader(fd)
+            queue.put_nowait("hangup")
             return
         for key in _parse_keys(data):
             queue.put_nowait(key)
@@ -275,7 +276,8 @@ def _keys(stream: TextIO, queue: asyncio.Queue[str]) -> Iterator[bool]:
         yield True
     finally:
         loop.remove_reader(fd)
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        with contextlib.suppress(termios.error, OSError):  # a terminal gone needs no restoring
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 async def _poll(address: str, token: str | None, rates: Rates) -> list[PipeRow]:
@@ -291,6 +293,7 @@ async def _live(address: str, token: str | None, interval_s: float, console: Con
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, stop.set)
+    hung_up = False
     try:
         with (
             _keys(sys.stdin, keys),
@@ -300,6 +303,7 @@ async def _live(address: str, token: str | None, interval_s: float, console: Con
             while not stop.is_set():
                 live.update(view.render(rows), refresh=True)
                 key = await _next_key(keys, stop, next_poll - time.monotonic())
+                hung_up = hung_up or key == "hangup"
                 if key is not None:
                     action = view.press(key, rows)
                     if action is not None and action[0] == "quit":
@@ -314,6 +318,10 @@ async def _live(address: str, token: str | None, interval_s: float, console: Con
                             view.message = ""
                     except (AdminUnreachable, AdminError) as exc:
                         view.message = f"no answer from {address}: {exc}; trying again"
+    except OSError:
+        if not hung_up:
+            raise
+        # The terminal went away: what could not be written (the screen's restore) needs no one.
     finally:
         loop.remove_signal_handler(signal.SIGINT)
     return 0

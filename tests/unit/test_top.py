@@ -18,7 +18,7 @@ from pipes.admin import AdminServer
 from pipes.checkpoints import MemoryCheckpointStore
 from pipes.config import load_paths
 from pipes.daemon import Daemon
-from pipes.top import COLUMNS, PipeRow, Rates, TopView, _parse_keys, plain_table, top
+from pipes.top import COLUMNS, PipeRow, Rates, TopView, _keys, _parse_keys, plain_table, top
 
 
 def pipe(
@@ -134,3 +134,18 @@ async def test_top_without_a_daemon_is_one_line(capsys: pytest.CaptureFixture[st
         capsys.readouterr().err
         == "pipes top: no daemon at 127.0.0.1:9 (is `pipes run` running with --admin?)\n"
     )
+
+
+async def test_a_terminal_gone_is_a_key_that_quits() -> None:
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    keys: asyncio.Queue[str] = asyncio.Queue()
+    with os.fdopen(follower, "r") as stream, _keys(stream, keys) as interactive:
+        assert interactive
+        os.write(leader, b"j")
+        assert await asyncio.wait_for(keys.get(), 5) == "j"
+        os.close(leader)  # the terminal window closed
+        assert await asyncio.wait_for(keys.get(), 5) == "hangup"
+    assert TopView("x").press("hangup", []) == ("quit", "")
