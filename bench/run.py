@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-MICRO = ["bench_patterns.py", "bench_templates.py", "bench_demo.py"]
+MICRO = ["bench_patterns.py", "bench_templates.py", "bench_demo.py", "bench_tap.py"]
 BROKERS = ["bench_redis.py", "bench_kafka.py"]
 # Its first run generates 1 GB of weather files (about a minute); later runs reuse them.
 MAP = ["bench_map.py"]

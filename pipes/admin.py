@@ -18,6 +18,7 @@ from aiohttp import web
 
 from pipes.admin_guard import AUTHORIZED, AdminGuard
 from pipes.admin_openapi import openapi_document
+from pipes.admin_tap import serve_tap
 from pipes.daemon import RUNNING, STOPPED, Daemon, PipeHandle
 from pipes.metrics import CONTENT_TYPE
 
@@ -83,6 +84,7 @@ async def _metrics(request: web.Request) -> web.Response:
 
 
 def _summary(handle: PipeHandle) -> dict[str, Any]:
+    lag = handle.lag()
     return {
         "name": handle.name,
         "file": handle.definition.file,
@@ -92,6 +94,8 @@ def _summary(handle: PipeHandle) -> dict[str, Any]:
         "last_error": handle.last_error,
         # Why it is not plainly RUNNING now (failing, stalled: DEGRADED, standing by), or null.
         "reason": handle.reason,
+        "in_flight": handle.in_flight(),
+        "lag": sum(lag.values()) if lag is not None else None,
     }
 
 
@@ -166,6 +170,17 @@ async def _reload(request: web.Request) -> web.Response:
     return _json(body)
 
 
+async def _tap(request: web.Request) -> web.StreamResponse:
+    """A live tap on one pipe, as server-sent events (``pipes.admin_tap``)."""
+    return await serve_tap(request, _lookup(request))
+
+
+async def _end_taps(app: web.Application) -> None:
+    # Open taps would hold the server's shutdown up: end them first.
+    for handle in app[_DAEMON].pipes.values():
+        handle.taps.close("daemon stopping")
+
+
 async def _openapi(request: web.Request) -> web.Response:
     return _json(openapi_document())
 
@@ -178,6 +193,7 @@ def make_app(daemon: Daemon, token: str | None = None, guard: AdminGuard | None 
     guard = guard or AdminGuard(token=token or None)
     app = web.Application(middlewares=[guard.middleware, _json_errors])
     app[_DAEMON] = daemon
+    app.on_shutdown.append(_end_taps)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
@@ -185,6 +201,7 @@ def make_app(daemon: Daemon, token: str | None = None, guard: AdminGuard | None 
     app.router.add_get("/pipes/{name}", _pipe)
     app.router.add_post("/pipes/{name}/stop", _stop)
     app.router.add_post("/pipes/{name}/start", _start)
+    app.router.add_get("/pipes/{name}/tap", _tap)
     app.router.add_post("/reload", _reload)
     app.router.add_get("/openapi.json", _openapi)
     from pipes.admin_failures import FailureRoutes  # its handlers build on pipes.redrive and pipes.replay

@@ -16,7 +16,7 @@ import asyncio
 import os
 import ssl
 import sys
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, TextIO
 
 import aiohttp
@@ -36,6 +36,8 @@ __all__ = [
     "control",
     "format_table",
     "reload",
+    "run_client",
+    "server_sent_events",
     "status",
     "stream",
 ]
@@ -167,6 +169,60 @@ async def stream(
         raise AdminUnreachable(str(exc)) from None
 
 
+async def server_sent_events(
+    address: str, path: str, token: str | None, idle_timeout_s: float = 30.0, ca_file: str | None = None
+) -> AsyncIterator[tuple[str, bytes]]:
+    """The events (name, data) of a ``text/event-stream`` answer, as they come.
+
+    Ends when the daemon closes the stream; ``AdminUnreachable`` when it cannot
+    be reached or stays silent for ``idle_timeout_s`` (it sends a comment every
+    few seconds), ``AdminError`` when it answers with an error.
+    """
+    url = base_url(address) + path
+    tls = _tls(ca_file if ca_file is not None else os.environ.get(CA_ENV))
+    headers = {"Accept": "text/event-stream"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=5.0, sock_read=idle_timeout_s)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(url, headers=headers, ssl=tls) as response,
+        ):
+            if response.status >= 400:
+                body = await response.read()
+                try:
+                    message = orjson.loads(body).get("error")
+                except (orjson.JSONDecodeError, AttributeError):
+                    message = None
+                raise AdminError(f"HTTP {response.status}: {message or 'not a pipes admin API answer'}")
+            # Parsed by hand: the format is four rules (event:, data:, ":" comments, a blank line
+            # ends an event), and lines may be longer than aiohttp's readline allows.
+            pending = b""
+            name, data = "message", b""
+            async for chunk in response.content.iter_any():
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    line = line.rstrip(b"\r")
+                    if not line:
+                        if data:
+                            yield name, data
+                        name, data = "message", b""
+                    elif line.startswith(b"event:"):
+                        name = line[6:].strip().decode()
+                    elif line.startswith(b"data:"):
+                        piece = line[5:].removeprefix(b" ")
+                        data = data + b"\n" + piece if data else piece
+    except aiohttp.ClientConnectorCertificateError as exc:
+        raise AdminError(
+            f"the daemon's TLS certificate is not trusted ({exc.certificate_error}); "
+            f"give its CA in {CA_ENV}=FILE"
+        ) from None
+    except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
+        raise AdminUnreachable(str(exc) or type(exc).__name__) from None
+
+
 #: Counter columns of ``pipes status``: FILTERED and DROPPED beside RECEIVED and
 #: DELIVERED, so that events the filter or the enrichment settled on purpose do
 #: not read as lost.
@@ -209,7 +265,8 @@ def _unreachable(command: str, address: str) -> str:
     return f"pipes {command}: no daemon at {address} (is `pipes run` running with --admin?)"
 
 
-def _run(command: str, address: str, coro: Any, out: TextIO) -> int:
+def run_client(command: str, address: str, coro: Any) -> int:
+    """Run a client's coroutine; the daemon missing or answering with an error is one line and exit 1."""
     try:
         return int(asyncio.run(coro))
     except AdminUnreachable:
@@ -231,7 +288,7 @@ def status(address: str | None = None, out: TextIO | None = None) -> int:
             print(line, file=stream)
         return 0
 
-    return _run("status", address, go(), stream)
+    return run_client("status", address, go())
 
 
 def control(verb: str, name: str, address: str | None = None, out: TextIO | None = None) -> int:
@@ -246,7 +303,7 @@ def control(verb: str, name: str, address: str | None = None, out: TextIO | None
         print(f"{data['name']}: desired {data['desired_state']} (now {data['state']})", file=stream)
         return 0
 
-    return _run(verb, address, go(), stream)
+    return run_client(verb, address, go())
 
 
 def reload(address: str | None = None, out: TextIO | None = None) -> int:
@@ -262,4 +319,70 @@ def reload(address: str | None = None, out: TextIO | None = None) -> int:
         print(f"unchanged: {len(data.get('unchanged', []))} pipe(s)", file=stream)
         return 0
 
-    return _run("reload", address, go(), stream)
+    return run_client("reload", address, go())
+
+
+def tap(
+    name: str,
+    address: str | None = None,
+    *,
+    stages: list[str] | None = None,
+    where: str | None = None,
+    limit: int | None = None,
+    rate: float | None = None,
+    out: TextIO | None = None,
+) -> int:
+    """``pipes tap``: print the tap's lines as JSON lines until it ends (or Ctrl-C).
+
+    What it says about the tap itself (attached, lines dropped, why it ended)
+    goes to stderr, so that stdout holds only tap lines.
+    """
+    from urllib.parse import quote, urlencode
+
+    address = address or DEFAULT_ADMIN
+    stream = out or sys.stdout
+    query: list[tuple[str, str]] = [("stage", s) for s in stages or []]
+    if where is not None:
+        query.append(("where", where))
+    if limit is not None:
+        query.append(("limit", str(limit)))
+    if rate is not None:
+        query.append(("rate", f"{rate:g}"))
+    path = f"/pipes/{quote(name, safe='')}/tap" + (f"?{urlencode(query)}" if query else "")
+
+    async def go() -> int:
+        attached = False
+        try:
+            async for event, data in server_sent_events(address, path, os.environ.get(TOKEN_ENV)):
+                if event == "tap":
+                    stream.write(data.decode() + "\n")
+                    stream.flush()
+                elif event == "attached":
+                    attached = True
+                    info = orjson.loads(data)
+                    print(
+                        f"pipes tap: attached to {info['pipe']} ({info['state']}), stages "
+                        f"{', '.join(info['stages'])}",
+                        file=sys.stderr,
+                    )
+                elif event == "dropped":
+                    info = orjson.loads(data)
+                    print(
+                        f"pipes tap: {info['dropped']:,} lines dropped so far: this viewer is slower than "
+                        "the pipe (narrow it with --stage or --where, or lower --rate)",
+                        file=sys.stderr,
+                    )
+                elif event == "end":
+                    info = orjson.loads(data)
+                    if info.get("reason") != "limit":
+                        print(f"pipes tap: the tap ended: {info.get('reason')}", file=sys.stderr)
+                    return 0
+        except AdminUnreachable:
+            if not attached:
+                raise
+            print(f"pipes tap: the daemon at {address} went away", file=sys.stderr)
+            return 1
+        print(f"pipes tap: the daemon at {address} closed the stream", file=sys.stderr)
+        return 1
+
+    return run_client("tap", address, go())

@@ -11,7 +11,7 @@ from typing import Any
 __all__ = ["openapi_document"]
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
-_STATES = ["STARTING", "RUNNING", "STOPPING", "STOPPED", "FAILED"]
+_STATES = ["STARTING", "RUNNING", "DEGRADED", "STOPPING", "STOPPED", "FAILED"]
 
 
 def _json_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -63,6 +63,51 @@ def _control(verb: str, desired: str) -> dict[str, Any]:
                 "401": _UNAUTHORIZED,
                 "404": _NOT_FOUND,
                 "409": _json_response("The daemon is shutting down.", _ERROR),
+            },
+        }
+    }
+
+
+def _tap() -> dict[str, Any]:
+    def query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+        return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+    return {
+        "get": {
+            "operationId": "tapPipe",
+            "summary": "A live tap: copies of the events passing the pipe's stages, as server-sent events.",
+            "description": (
+                "Events: `attached` (the tap's settings), `tap` (one line: time, pipe, stage, outcome, "
+                "partition, position, and record, payload, result, dead_letter or error), `dropped` "
+                "(lines lost because this viewer is slower than the pipe: counts so far), `end` (reason: "
+                "limit, pipe removed, daemon stopping; counts). A comment is sent every few seconds while "
+                "nothing happens. The pipe never waits for a viewer. At most 8 taps per pipe."
+            ),
+            "parameters": [
+                _NAME,
+                query(
+                    "stage",
+                    "source, filter, enrichment, transform, target, dead_letter; comma-separated or "
+                    "repeated (default: all).",
+                    {"type": "string"},
+                ),
+                query("where", "An event pattern (JSON) over the tap line.", {"type": "string"}),
+                query("limit", "Lines to send, then end the tap.", {"type": "integer", "minimum": 1}),
+                query(
+                    "rate",
+                    "Lines per second at most (default 200; 0 for no limit).",
+                    {"type": "number", "minimum": 0},
+                ),
+            ],
+            "responses": {
+                "200": {
+                    "description": "The stream.",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                },
+                "400": _json_response("A query parameter is wrong.", _ERROR),
+                "401": _UNAUTHORIZED,
+                "404": _NOT_FOUND,
+                "429": _json_response("The pipe has as many taps as it takes.", _ERROR),
             },
         }
     }
@@ -326,6 +371,11 @@ def _document() -> dict[str, Any]:
             "desired_state": {"type": "string", "enum": ["RUNNING", "STOPPED"]},
             "counters": {"$ref": "#/components/schemas/Counters"},
             "last_error": {"type": ["string", "null"]},
+            "in_flight": {"type": "integer", "description": "Events taken from the source, not settled yet."},
+            "lag": {
+                "type": ["integer", "null"],
+                "description": "Unread events over all partitions, where the source knows; else null.",
+            },
         },
     }
     detail = {
@@ -432,6 +482,7 @@ def _document() -> dict[str, Any]:
                     },
                 }
             },
+            "/pipes/{name}/tap": _tap(),
             "/pipes/{name}/stop": _control("stop", "STOPPED"),
             "/pipes/{name}/start": _control("start", "RUNNING"),
             **_failure_paths(),

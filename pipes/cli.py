@@ -164,14 +164,54 @@ def _parser() -> argparse.ArgumentParser:
 
     _map_parser(sub)
 
+    tap = sub.add_parser("tap", help="print events live as they pass a pipe's stages (from a running daemon)")
+    tap.add_argument("name", metavar="NAME", help="the pipe's name")
+    tap.add_argument(
+        "--stage",
+        action="append",
+        metavar="STAGE",
+        help="source, filter, enrichment, transform, target or dead_letter (repeatable or comma-separated; "
+        "default: all)",
+    )
+    tap.add_argument(
+        "--where", metavar="PATTERN", help="an event pattern over the tap line (JSON, file://PATH)"
+    )
+    tap.add_argument("--limit", type=int, metavar="N", help="stop after N lines")
+    tap.add_argument(
+        "--rate",
+        metavar="N[/s]",
+        help="at most N lines per second (default 200; 0 for every line, which costs the pipe more)",
+    )
+    tap.add_argument("--admin", metavar="HOST:PORT", default="127.0.0.1:9900", help="the daemon's admin API")
+    tap.set_defaults(func=cmd_tap)
+
+    top = sub.add_parser("top", help="a live view of every pipe of a running daemon")
+    top.add_argument("--admin", metavar="HOST:PORT", default="127.0.0.1:9900", help="the daemon's admin API")
+    top.add_argument("--interval", default="1s", help="time between refreshes (default 1s)")
+    top.add_argument(
+        "--iterations",
+        "-n",
+        type=int,
+        default=1,
+        metavar="N",
+        help="when stdout is not a terminal: print N tables, one interval apart (default 1)",
+    )
+    top.set_defaults(func=cmd_top)
+
     validate = sub.add_parser("validate", help="check pipe and map files; exit 1 if any is invalid")
     validate.add_argument("paths", nargs="+", metavar="PATH")
     validate.set_defaults(func=cmd_validate)
 
-    test = sub.add_parser("test", help="run one event through filter, enrichment and transform")
-    test.add_argument("path", metavar="PIPE_FILE")
-    test.add_argument("--event", required=True, help="the source record: JSON text, @FILE, file://PATH or -")
-    test.add_argument("--pipe", help="which pipe, when the file holds several")
+    test = sub.add_parser(
+        "test", help="run a pipe's tests: cases, or one --event through filter, enrichment and transform"
+    )
+    test.add_argument("path", metavar="PATH", help="a pipe file, or a folder: every pipe file's tests")
+    test.add_argument(
+        "--event",
+        help="one source record to show stage by stage (JSON text, @FILE, file://PATH or -); "
+        "without it the files' tests: cases run",
+    )
+    test.add_argument("--pipe", help="only this pipe (with --event: which one, when the file holds several)")
     test.set_defaults(func=cmd_test)
 
     tep = sub.add_parser("test-event-pattern", help="does an event match a pattern? (as aws events does)")
@@ -459,7 +499,9 @@ def _run_command(args: argparse.Namespace, log: LogOutput, terminal: Any) -> int
             "--coordination without --state redis://...: a pipe that moves to another daemon "
             "resumes from that daemon's own checkpoint files, not from where this one stopped"
         )
-        log.say("coordination_unshared_state", f"pipes run: warning: {problem}", level="warning", problem=problem)
+        log.say(
+            "coordination_unshared_state", f"pipes run: warning: {problem}", level="warning", problem=problem
+        )
     tune_gc()
     return asyncio.run(
         _run(definitions, store, args, drain_timeout_s, admin, log=log, terminal=terminal),
@@ -688,9 +730,49 @@ def cmd_admin_client(args: argparse.Namespace) -> int:
     return control(args.command, args.name, args.admin)
 
 
+def cmd_tap(args: argparse.Namespace) -> int:
+    from pipes.admin_client import tap
+
+    stages = [part.strip() for value in args.stage or [] for part in value.split(",") if part.strip()]
+    where = read_argument(args.where, what="--where") if args.where is not None else None
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit: give at least 1")
+    rate: float | None = None
+    if args.rate is not None:
+        try:
+            rate = float(args.rate.removesuffix("/s"))
+        except ValueError:
+            raise UsageError(f"--rate {args.rate!r}: give lines per second, e.g. 50 or 50/s") from None
+        if rate < 0:
+            raise UsageError(f"--rate {args.rate!r}: give lines per second, or 0 for no limit")
+    try:
+        return tap(args.name, args.admin, stages=stages, where=where, limit=args.limit, rate=rate)
+    except BrokenPipeError:
+        # The reader of stdout went away (`pipes tap ... | head`): stop as a Unix tool does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_STDOUT_CLOSED
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    from pipes.top import top
+    from pipes.units import parse_duration
+
+    try:
+        interval_s = parse_duration(args.interval)
+    except ValueError as exc:
+        raise UsageError(f"--interval: {exc}") from None
+    if interval_s <= 0:
+        raise UsageError("--interval: give more than 0")
+    if args.iterations < 1:
+        raise UsageError("--iterations: give at least 1")
+    return top(args.admin, interval_s, args.iterations)
+
+
 def cmd_test(args: argparse.Namespace) -> int:
     from pipes.dryrun import dry_run, failed
 
+    if args.event is None:
+        return _run_pipe_tests(args)
     definitions, errors = _load([args.path])
     if errors:
         for line in errors:
@@ -714,6 +796,51 @@ def cmd_test(args: argparse.Namespace) -> int:
         sys.stdout.write(orjson.dumps(step).decode() + "\n")
     # 1 when a stage failed the event; 0 when it went through or was filtered out.
     return 1 if failed(steps) else 0
+
+
+def _run_pipe_tests(args: argparse.Namespace) -> int:
+    """``pipes test PATH``: every ``tests:`` case of the pipes found; exit 1 on any failure."""
+    from pipes.pipe_tests import run_pipe_tests
+
+    definitions, errors = _load([args.path])
+    if errors:
+        for line in errors:
+            print(line, file=sys.stderr)
+        return 1
+    if args.pipe:
+        definitions = [d for d in definitions if d.name == args.pipe]
+        if not definitions:
+            raise UsageError(f"--pipe {args.pipe!r}: no pipe of that name in {args.path}")
+    tested = [d for d in definitions if d.config.tests]
+    untested = [d.name for d in definitions if not d.config.tests]
+    if not tested:
+        raise UsageError(
+            f"no tests: in {args.path}; add cases to a pipe (see docs/testing-pipes.md), "
+            "or give --event RECORD to see one event stage by stage"
+        )
+
+    async def run_all() -> tuple[int, int]:
+        passed = failed = 0
+        for definition in tested:
+            for result in await run_pipe_tests(definition):
+                print(f"{'PASS' if result.passed else 'FAIL'} {result.title}")
+                for line in result.detail:
+                    print(f"    {line}")
+                sys.stdout.flush()
+                passed += result.passed
+                failed += not result.passed
+        return passed, failed
+
+    passed, failed = asyncio.run(run_all())
+    cases = passed + failed
+    summary = (
+        f"{passed} passed, {failed} failed ({cases} case{'s' if cases != 1 else ''} "
+        f"in {len(tested)} pipe{'s' if len(tested) != 1 else ''})"
+    )
+    if untested:
+        summary += f"; pipes without tests: {', '.join(untested)}"
+    print(summary)
+    return 1 if failed else 0
 
 
 def cmd_test_event_pattern(args: argparse.Namespace) -> int:

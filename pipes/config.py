@@ -308,6 +308,8 @@ def _load_pipe(
             transform_stage = TransformStage(config.transform)
         except StageError as exc:
             errors.add((*prefix, "transform", *exc.path), str(exc))
+    if config is not None:
+        _check_log(config, prefix, errors)
     if errors.count > before or config is None:
         return None
     source, target = bound["source"], bound["target"]
@@ -321,8 +323,19 @@ def _load_pipe(
         dead_letter=bound["dead_letter"],
         filter=filter_stage,
         transform=transform_stage,
-        fingerprint=_fingerprint(item),
+        # Its tests do not change how a pipe runs: editing them restarts nothing.
+        fingerprint=_fingerprint({key: value for key, value in item.items() if key != "tests"}),
     )
+
+
+def _check_log(config: PipeConfig, prefix: KeyPath, errors: _Errors) -> None:
+    """``log`` beside its shorthand ``log_level``: reported at ``log_level``."""
+    if config.log is not None and "log_level" in config.model_fields_set:
+        errors.add(
+            (*prefix, "log_level"),
+            "log_level is short for log: {level: ...}; give one of them (e.g. log: {level: TRACE, "
+            "include_execution_data: false})",
+        )
 
 
 def _filter_path(item: Mapping[str, Any], path: KeyPath) -> KeyPath:

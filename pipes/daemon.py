@@ -35,6 +35,7 @@ from pipes.metrics import DaemonMetrics, PipeObserver, PipeProbe
 from pipes.observe import PipeLog
 from pipes.runner import PipeRunner
 from pipes.status import PipeState, PipeStats
+from pipes.tap import TapHub
 
 __all__ = ["DESIRED_STATES", "Daemon", "PipeHandle", "PipeTotals", "ReloadReport", "UnknownPipe"]
 
@@ -77,6 +78,8 @@ class PipeHandle:
     earlier_running_s: float = 0.0
     #: Set while the pipe waits for its lease (``--coordination``): why it does not run here.
     standby: str | None = None
+    #: Live taps on the pipe; handed to each runner, so that a tap outlives restarts.
+    taps: TapHub = field(default_factory=TapHub)
 
     @property
     def name(self) -> str:
@@ -127,6 +130,10 @@ class PipeHandle:
     def positions(self) -> dict[str, Position] | None:
         """Checkpoint positions as last settled; None when the pipe never ran here."""
         return dict(self.runner.status().positions) if self.runner is not None else None
+
+    def in_flight(self) -> int:
+        """Events taken from the source and not settled yet (0 when not running)."""
+        return self.runner.status().in_flight if self.runner is not None and self.alive else 0
 
     def lag(self) -> Mapping[str, int] | None:
         if self.runner is None or not self.alive:
@@ -201,7 +208,10 @@ class Daemon:
 
     def _handle(self, definition: PipeDefinition) -> PipeHandle:
         return PipeHandle(
-            definition, desired=definition.config.state, observer=self.metrics.observer(definition.name)
+            definition,
+            desired=definition.config.state,
+            observer=self.metrics.observer(definition.name),
+            taps=TapHub(definition.name, self.clock),
         )
 
     async def run(self) -> None:
@@ -297,7 +307,8 @@ class Daemon:
                 state_dir=self.state_dir,
                 drain_timeout_s=self.drain_timeout_s,
                 observer=handle.observer,
-                log=PipeLog(handle.name, handle.definition.config.log_level),
+                log=PipeLog.for_config(handle.name, handle.definition.config.logging),
+                taps=handle.taps,
                 **self.runner_options,
             )
         except Exception as exc:  # a connector that cannot even be built fails its pipe alone
@@ -484,6 +495,7 @@ class Daemon:
             self.log.info("pipe_changed", pipe=handle.name, file=handle.definition.file)
         await asyncio.gather(*(self._stop_pipe(h) for h in [*removed, *(h for h, _ in changed)]))
         for handle in removed:
+            handle.taps.close("pipe removed")
             del self.pipes[handle.name]
             self.metrics.forget(handle.name)
             report.removed.append(handle.name)
@@ -527,8 +539,7 @@ class Daemon:
     def probes(self) -> list[PipeProbe]:
         out = []
         for h in list(self.pipes.values()):
-            in_flight = h.runner.status().in_flight if h.runner is not None and h.alive else 0
-            out.append(PipeProbe(h.name, h.state, in_flight, h.lag()))
+            out.append(PipeProbe(h.name, h.state, h.in_flight(), h.lag()))
         return out
 
     def not_ready(self) -> dict[str, str]:

@@ -2,9 +2,10 @@
 
 It runs the very steps a running pipe runs (``pipes.pipeline``), kept apart so
 that each stage reports on its own. The source and target are never started;
-the enricher is (it is part of what the user is testing). Each stage reports
-what it produced, so a user sees where an event stops and what the target
-would have received.
+the enricher is (it is part of what the user is testing), unless the caller
+hands over one of its own (a pipe test's stubbed answer, ``pipes.pipe_tests``).
+Each stage reports what it produced, so a user sees where an event stops and
+what the target would have received.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from pipes.clock import iso_utc
 from pipes.config import PipeDefinition
-from pipes.connector import ConnectorContext, Target
+from pipes.connector import ConnectorContext, Enricher, Target
 from pipes.events import Event, Outcome
 from pipes.pipeline import Pipeline, Stage, Tally
 from pipes.stages import EnrichmentStage
@@ -40,10 +41,15 @@ def failed(steps: list[dict[str, Any]]) -> bool:
 
 
 async def dry_run(
-    definition: PipeDefinition, record: dict[str, Any], *, after_enrichment: bool = False
+    definition: PipeDefinition,
+    record: dict[str, Any],
+    enricher: Enricher | None = None,
+    *,
+    after_enrichment: bool = False,
 ) -> list[dict[str, Any]]:
     """The stages' outputs for ``record``, in order; stops at the first stage that ends it.
 
+    ``enricher`` replaces the pipe's own (which is then neither built nor started).
     ``after_enrichment``: ``record`` is what the enrichment returned (a dead
     letter of the transform or the target, sent again): only the stages after
     the enrichment run, as a redrive would run them.
@@ -52,8 +58,10 @@ async def dry_run(
     body_field = enriched_body_field(definition, record) if resume else body_field_of(record)
     event = Event(record, "test", 0, body_field)
     enrichment = None
+    own = enricher is None
     if definition.enrichment is not None:
-        enricher = definition.enrichment.build_enricher()
+        if enricher is None:
+            enricher = definition.enrichment.build_enricher()
         enrichment = EnrichmentStage(enricher, definition.enrichment_into)
     pipeline = Pipeline.build(
         filter=definition.filter,
@@ -66,12 +74,12 @@ async def dry_run(
     variables["aws.pipes.event.ingestion-time"] = iso_utc(time.time())
     tally = Tally(variables=variables, trace=[])
     start = pipeline.after_enrichment if resume else 0
-    if enrichment is not None and not resume:
+    if enrichment is not None and own and not resume:
         await enrichment.enricher.start(ConnectorContext(pipe=definition.name))
     try:
         out = await pipeline.run([event], tally, start, pipeline.deliver_at)
     finally:
-        if enrichment is not None and not resume:
+        if enrichment is not None and own and not resume:
             await enrichment.enricher.stop()
     return _report(definition, tally, out, resume)
 

@@ -16,10 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pipes.units import Duration
 
 __all__ = [
+    "LOG_LEVELS",
+    "OUTCOMES",
     "BatchConfig",
     "ConnectorSpec",
+    "Expectation",
     "FilterConfig",
+    "LogConfig",
     "PipeConfig",
+    "PipeTestCase",
     "RetryConfig",
     "TransformConfig",
 ]
@@ -105,6 +110,118 @@ class RetryConfig(Model):
     )
 
 
+type LogLevel = Literal["OFF", "ERROR", "INFO", "TRACE"]
+LOG_LEVELS: tuple[LogLevel, ...] = ("OFF", "ERROR", "INFO", "TRACE")
+
+
+class LogConfig(Model):
+    """The pipe's execution log, as AWS Pipes' ``LogConfiguration`` (docs/operations.md#execution-logs)."""
+
+    level: LogLevel = Field(
+        default="INFO",
+        description="OFF, ERROR, INFO (the default), or TRACE: a line per event per stage.",
+    )
+    include_execution_data: bool = Field(
+        default=False,
+        description="Put the events' records and payloads (and a target's request and response, where "
+        "it reports them) in the log lines. They can hold personal data: off by default.",
+    )
+
+
+def _outcome_or_payload(schema: dict[str, Any]) -> None:
+    """In the JSON schema, ``expect`` is also a bare word: ``filtered`` or ``dropped``."""
+    as_object = dict(schema)
+    schema.clear()
+    schema["description"] = as_object.pop("description", "")
+    schema["anyOf"] = [{"enum": list(OUTCOMES)}, as_object]
+
+
+#: What ``expect:`` may say in one word.
+OUTCOMES = ("filtered", "dropped")
+
+
+class Expectation(Model):
+    """The outcome a pipe test expects: ``filtered``, ``dropped``, or the payload, given one way."""
+
+    model_config = ConfigDict(json_schema_extra=_outcome_or_payload)
+
+    outcome: Literal["filtered", "dropped"] | None = Field(
+        default=None, description="filtered or dropped (written `expect: filtered`)."
+    )
+    payload: Any = Field(
+        default=None,
+        description="The one payload, exactly (a template's text compares as the JSON it holds).",
+    )
+    payloads: list[Any] | None = Field(
+        default=None, description="Every payload, exactly, in order (an enrichment that fans out)."
+    )
+    payload_matches: dict[str, Any] | None = Field(
+        default=None,
+        description="An event pattern every payload must match (and at least one payload).",
+    )
+
+    @field_validator("payload_matches")
+    @classmethod
+    def _a_pattern(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            from pipes.patterns import EventFilter
+
+            EventFilter.compile([value])  # a PatternError is a ValueError: reported where it is
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_word(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value not in OUTCOMES:
+                raise ValueError(
+                    f"{value!r}: write filtered, dropped, or a mapping with payload, payloads or payload_matches"
+                )
+            return {"outcome": value}
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Expectation:
+        given = self.model_fields_set & {"outcome", "payload", "payloads", "payload_matches"}
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of payload, payloads or payload_matches (or write filtered or dropped)"
+            )
+        return self
+
+
+class PipeTestCase(Model):
+    """One case of ``tests:``: an input, the enrichment's answer if stubbed, the expected outcome."""
+
+    name: str = Field(
+        min_length=1, max_length=200, description="What the case shows; printed by `pipes test`."
+    )
+    event: dict[str, Any] | None = Field(
+        default=None, description="The source record, as the source would make it (e.g. {body: ...})."
+    )
+    events_file: str | None = Field(
+        default=None,
+        description="A file of source records (JSON lines, or one JSON array), relative to the pipe "
+        "file; each must meet `expect`.",
+    )
+    enrichment: Any = Field(
+        default=None,
+        description="The enrichment's answer for the event, instead of calling it: a record, a list of "
+        "records (fan-out; [] drops), or null (drops). Without it the enrichment is really called.",
+    )
+    expect: Expectation = Field(description="filtered, dropped, or {payload | payloads | payload_matches}.")
+
+    @model_validator(mode="after")
+    def _one_input(self) -> PipeTestCase:
+        if (self.event is None) == (self.events_file is None):
+            raise ValueError("give exactly one of event or events_file")
+        return self
+
+    @property
+    def stubs_enrichment(self) -> bool:
+        return "enrichment" in self.model_fields_set
+
+
 def _filter_as_a_list(schema: dict[str, Any]) -> None:
     """The JSON schema of ``filter:`` also takes the list form (a list of patterns)."""
     patterns = {"anyOf": [{"type": "object"}, {"type": "string"}]}
@@ -146,7 +263,18 @@ class PipeConfig(Model):
         description="A source, target or store that has not answered for this long marks the pipe "
         "DEGRADED (it clears when the system answers again).",
     )
-    log_level: Literal["OFF", "ERROR", "INFO", "TRACE"] = "INFO"
+    log: LogConfig | None = Field(
+        default=None,
+        description="The execution log: {level, include_execution_data}. Default: INFO, no execution data.",
+    )
+    log_level: LogLevel = Field(
+        default="INFO", description="Short for log: {level: ...}; not together with `log:`."
+    )
+    tests: list[PipeTestCase] = Field(
+        default_factory=list,
+        description="Unit tests of this pipe, run by `pipes test FILE` (docs/testing-pipes.md); "
+        "they never change how the pipe runs.",
+    )
 
     @field_validator("filter", mode="before")
     @classmethod
@@ -154,6 +282,11 @@ class PipeConfig(Model):
         if isinstance(value, list):
             return {"patterns": value}
         return value
+
+    @property
+    def logging(self) -> LogConfig:
+        """The log settings in effect (``log:``, or the ``log_level`` shorthand)."""
+        return self.log if self.log is not None else LogConfig(level=self.log_level)
 
     @property
     def in_flight_bound(self) -> int:

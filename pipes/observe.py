@@ -12,9 +12,12 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
+
+if TYPE_CHECKING:
+    from pipes.models import LogConfig
 
 __all__ = ["LEVELS", "LogOutput", "NullObserver", "PipeLog", "RunnerObserver", "configure_logging"]
 
@@ -117,13 +120,31 @@ def _remove_handler() -> None:
 
 
 class PipeLog:
-    """A pipe's logger: bound with the pipe name, filtered by the pipe's ``log_level``."""
+    """A pipe's logger: bound with the pipe name, filtered by the pipe's log level.
 
-    def __init__(self, pipe: str, level: str = "INFO", base: Any = None) -> None:
+    ``execution_data`` says whether lines about events may carry what the
+    events hold (records, payloads, a target's request and response): those
+    can be personal data, so they are logged only when the pipe asks for it
+    (``log: {include_execution_data: true}``), as AWS Pipes does.
+    """
+
+    def __init__(
+        self, pipe: str, level: str = "INFO", base: Any = None, *, execution_data: bool = False
+    ) -> None:
         self._log = (base or structlog.get_logger()).bind(pipe=pipe)
         self._level = LEVELS[level]
         #: Checked on the hot path before any per-event work is done for logging.
         self.tracing = self._level <= LEVELS["TRACE"]
+        self.execution_data = execution_data
+
+    @classmethod
+    def for_config(cls, pipe: str, config: LogConfig, base: Any = None) -> PipeLog:
+        """The logger a pipe's ``log:`` settings ask for."""
+        return cls(pipe, config.level, base, execution_data=config.include_execution_data)
+
+    def data(self, **fields: Any) -> dict[str, Any]:
+        """``fields`` when execution data is to be logged, else nothing: ``log.error(..., **log.data(record=r))``."""
+        return fields if self.execution_data else {}
 
     def bind(self, **fields: Any) -> Any:
         return self._log.bind(**fields)

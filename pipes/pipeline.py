@@ -223,6 +223,8 @@ class ShapeStep(Step):
         for event in events:
             stage = Stage.FILTER
             try:
+                if self.exact:
+                    event.decode_exactly()  # as the fast path does: the filter compares wide numbers
                 record = event.record
                 if self.filter is not None:
                     if not self.filter.match(record):

@@ -25,6 +25,8 @@ from pipes.pipeline import Failure, Pipeline, Stage, Tally, retry_after
 from pipes.retry import RetryPolicy, dead_letter_record
 from pipes.status import PipeHealth, PipeStats
 from pipes.stopping import StopControl
+from pipes.tap import TapHub
+from pipes.trace import EventTrace
 
 __all__ = ["BatchProcessor", "Prepared"]
 
@@ -62,6 +64,7 @@ class BatchProcessor:
         busy: dict[str, float],
         on_dead_lettered: Callable[[str, Position], None] | None = None,
         earlier_dead_letter: Callable[[Event], Mapping[str, Any] | None] | None = None,
+        taps: TapHub | None = None,
     ) -> None:
         self.pipe = pipe
         self.pipeline = pipeline
@@ -83,6 +86,9 @@ class BatchProcessor:
         self.on_dead_lettered = on_dead_lettered
         #: For a redrive: the dead letter an event was sent again from (its next one counts the redrives).
         self.earlier_dead_letter = earlier_dead_letter
+        self.taps = taps if taps is not None else TapHub(pipe)
+        #: Where each event's way through the steps is told (TRACE log, taps), when wanted.
+        self.trace = EventTrace(log, self.taps)
         #: Partitions with a batch in retries right now (their lanes may pause the source).
         self.retrying: set[str] = set()
 
@@ -129,7 +135,8 @@ class BatchProcessor:
 
     def _tally(self, batch: Batch) -> Tally:
         variables = {**self._variables, "aws.pipes.event.ingestion-time": iso_utc(batch.ingested_at)}
-        return Tally(variables=variables, trace=[] if self.log.tracing else None)
+        # The one check per batch: steps record each event's way only while someone listens.
+        return Tally(variables=variables, trace=[] if self.log.tracing or self.taps.active else None)
 
     async def _run(
         self, events: list[Event], tally: Tally, start: int, stop: int | None = None
@@ -189,19 +196,8 @@ class BatchProcessor:
         if settled:
             self.tracker.settle(batch, settled)
         if tally.trace:
-            self._trace(tally)
-
-    def _trace(self, tally: Tally) -> None:
-        assert tally.trace is not None
-        for stage, what, event, detail in tally.trace:
-            fields: dict[str, Any] = {"partition": event.partition, "position": event.position}
-            if what == "transformed":
-                fields["payload"] = detail
-            elif what == "failed":
-                fields["stage"] = str(stage)
-                fields["error"] = f"{type(detail).__name__}: {detail}"
-            self.log.trace(f"event_{what}", **fields)
-        tally.trace.clear()
+            self.trace.steps(tally.trace)
+            tally.trace.clear()
 
     # ------------------------------------------------------------------ retries
 
@@ -242,6 +238,7 @@ class BatchProcessor:
                             position=failure.event.position,
                             attempts=failure.attempts,
                             error=f"{type(failure.error).__name__}: {failure.error}",
+                            **self.log.data(record=failure.event.record),
                         )
                     if self.once:
                         # A --once run must end: fail the pipe (exit 1) rather than retry
@@ -326,6 +323,10 @@ class BatchProcessor:
                     if outcome is None:
                         self.on_dead_lettered(event.partition, event.position)
             if written:
+                if self.taps.active:
+                    self.trace.dead_lettered(
+                        [e for e, outcome in zip(pending, outcomes, strict=True) if outcome is None]
+                    )
                 self.tracker.settle(batch, written)
                 self.stats.dead_lettered += written
                 self.observer.events("dead_lettered", written)
@@ -360,5 +361,6 @@ class BatchProcessor:
             partition=event.partition,
             position=event.position,
             error=record["error"],
+            **self.log.data(record=record["record"]),
         )
         return Event(record, event.partition, event.position, "", payload=record)

@@ -45,6 +45,7 @@ from pipes.retry import RetryPolicy
 from pipes.stages import EnrichmentStage
 from pipes.status import PipeHealth, PipeState, PipeStats, PipeStatus
 from pipes.stopping import StopControl
+from pipes.tap import TapHub
 
 __all__ = ["PipeRunner", "PipeState", "PipeStats"]
 
@@ -76,6 +77,7 @@ class PipeRunner:
         log: PipeLog | None = None,
         rng: random.Random | None = None,
         worker: str = "",
+        taps: TapHub | None = None,
     ) -> None:
         self.definition = definition
         self.config = config = definition.config
@@ -90,7 +92,9 @@ class PipeRunner:
         #: The worker process this runs in (``--workers``), for sources' consumer names.
         self.worker = worker
         self.observer: RunnerObserver = observer or NullObserver()
-        self.log = log or PipeLog(self.name, config.log_level)
+        self.log = log or PipeLog.for_config(self.name, config.logging)
+        #: Live taps on this pipe (the daemon passes the pipe's own, so taps outlive restarts).
+        self.taps = taps if taps is not None else TapHub(self.name, self.clock)
         self.health = PipeHealth(on_change=self._state_changed)
         self.stats = PipeStats()
         self.stop = StopControl(self.clock, drain_timeout_s)
@@ -134,6 +138,7 @@ class PipeRunner:
             on_fatal=self._fail,
             busy=self._busy,
             on_dead_lettered=self.source.dead_lettered,
+            taps=self.taps,
         )
         self.committer = Committer(
             pipe=self.name,
@@ -418,9 +423,8 @@ class PipeRunner:
                 # merely slow partition is ordinary backpressure and is not paused.)
                 lane.paused = True
                 self.source.pause([partition])
-        if self.log.tracing:
-            for event in events:
-                self.log.trace("event_received", partition=event.partition, position=event.position)
+        if self.log.tracing or self.taps.active:
+            self.processor.trace.received(events)
 
     def _open_lane(self, partition: str) -> Lane:
         lane = Lane(

@@ -232,7 +232,9 @@ class KafkaTarget(Target):
                 key, headers = self._key_and_headers(event)
                 size = (len(value) if value else 0) + (len(key) if key else 0)
                 if size > sure and estimate(key, value, headers) > limit:
-                    outcomes[i] = FatalError(f"kafka target: record of {size} bytes exceeds max_request_size {limit}")
+                    outcomes[i] = FatalError(
+                        f"kafka target: record of {size} bytes exceeds max_request_size {limit}"
+                    )
                     continue
                 topic = topics[i]
                 if fixed is not None:

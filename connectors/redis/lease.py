@@ -57,7 +57,9 @@ class RedisLeases:
 
     async def acquire(self, name: str, ttl_s: float) -> bool:
         async with redis_errors(f"take the lease of {name!r}"):
-            done = await self._connected().set(self._key(name), self.owner, nx=True, px=max(1, int(ttl_s * 1000)))
+            done = await self._connected().set(
+                self._key(name), self.owner, nx=True, px=max(1, int(ttl_s * 1000))
+            )
         return bool(done)
 
     async def renew(self, name: str, ttl_s: float) -> bool:

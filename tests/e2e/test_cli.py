@@ -223,3 +223,30 @@ batch: {{size: 50, window: 50ms}}
     delivered = count_lines(tmp_path / "out.jsonl")
     checkpoint = json.loads((state / "checkpoints" / "gen.json").read_text())["positions"]["generator"]
     assert checkpoint == delivered - 1  # everything pulled was delivered and committed
+
+
+def test_pipe_tests_of_the_examples_pass_as_ci_runs_them() -> None:
+    done = pipes("test", "configs/", cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert " 0 failed (" in done.stdout.splitlines()[-1] and "FAIL" not in done.stdout
+
+
+def test_a_failing_pipe_test_shows_the_diff_and_exits_1(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text(
+        "name: p\nsource: {type: generator}\ntransform: {jmespath: '{id: body.id}'}\ntarget: {type: stdout}\n"
+        "tests:\n  - name: the id is kept\n    event: {body: {id: 7}}\n    expect: {payload: {id: 8}}\n"
+    )
+    done = pipes("test", str(tmp_path / "p.yaml"))
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == [
+        f"FAIL {tmp_path / 'p.yaml'}: p: the id is kept",
+        "    the payload differs:",
+        "    --- expected",
+        "    +++ got",
+        "    @@ -1,3 +1,3 @@",
+        "     {",
+        '    -  "id": 8',
+        '    +  "id": 7',
+        "     }",
+        "0 passed, 1 failed (1 case in 1 pipe)",
+    ]
