@@ -214,7 +214,7 @@ export function ComposerPage({ edit, settings }) {
     const doc = YAML.parseDocument(text);
     if (doc.errors.length) return; // the YAML must read before the form can edit it
     mutate(doc);
-    setText(doc.toString());
+    setText(doc.toString({ flowCollectionPadding: false }));
     setOutcome(null);
   };
   const onSet = (path, v, opts = {}) =>
@@ -235,6 +235,12 @@ export function ComposerPage({ edit, settings }) {
       if (next !== null && typeof next === "object") {
         const node = doc.createNode(next);
         if (opts.flow) node.flow = true;
+        // Lists of plain values on one line ([OrderPlaced], [">", 100]), as people write patterns.
+        YAML.visit(node, {
+          Seq(_, seq) {
+            if (seq.items.every((item) => YAML.isScalar(item))) seq.flow = true;
+          },
+        });
         doc.setIn(path, node);
       } else doc.setIn(path, next);
       if (isNew) placeNewKey(doc, path[0]);
@@ -344,7 +350,8 @@ export function ComposerPage({ edit, settings }) {
         <div class="yaml-side">
           <section class="card">
             <h2>YAML <span class="fine">the file as it will be saved</span></h2>
-            <textarea class="yaml" data-field="yaml" spellcheck="false" value=${text} onInput=${(e) => setText(e.target.value)}></textarea>
+            <textarea class="yaml" data-field="yaml" spellcheck="false" rows=${Math.max(18, text.split("\n").length + 2)}
+              value=${text} onInput=${(e) => setText(e.target.value)}></textarea>
             ${parsed && parsed.error ? html`<p class="field-error" data-error-for="yaml">YAML: ${parsed.error}</p>` : null}
             ${checked
               ? checked.ok
