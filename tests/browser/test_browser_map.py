@@ -132,3 +132,31 @@ def test_the_map_shows_each_system_once_and_each_pipe_between_the_right_systems(
     others = {p["name"]: p["state"] for p in shop.api("/pipes")[1]["pipes"]}
     assert others.pop("cart-to-orders") == "STOPPED"
     assert set(others.values()) == {"RUNNING"}
+
+
+def test_a_failing_pipe_stands_out_on_the_map_and_its_page_says_why(
+    tmp_path: Path, start_daemon: Callable[..., RunningDaemon], page: Any
+) -> None:
+    from console_kit import free_port
+
+    folder = tmp_path / "pipes"
+    folder.mkdir()
+    (folder / "fine.yaml").write_text(
+        "name: fine\nsource: {type: generator, count: null, rate: 20}\ntarget: {type: file, path: out/fine.jsonl}\n"
+    )
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    (folder / "broken.yaml").write_text(
+        f"name: broken\nsource: {{type: generator, count: null, rate: 20}}\n"
+        f"target: {{type: redis_list, url: '{nowhere}', list: jobs, connect_timeout: 1s}}\n"
+    )
+    daemon = start_daemon(folder)
+    wait_for(lambda: daemon.api("/pipes/broken")[1]["state"] == "FAILED", 30, "broken to fail")
+    log_in(page, daemon)
+    page.wait_for_selector("svg.map g.pipe.state-bad[data-pipe='broken']")
+    assert page.get_attribute("svg.map g.pipe[data-pipe='fine']", "class") == "pipe state-ok"
+    banner = page.inner_text("p.alert")
+    assert "broken" in banner and "fine" not in banner
+    assert "connect" in page.inner_text("tr[data-pipe='broken'] td.error-cell").lower()
+    page.click("p.alert a:has-text('broken')")
+    error = page.inner_text(".last-error")
+    assert "connect" in error.lower() and "127.0.0.1" in error

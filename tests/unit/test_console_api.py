@@ -318,4 +318,3 @@ def test_every_file_the_import_map_names_is_in_the_package() -> None:
     importmap = json.loads(re.search(r'<script type="importmap">(.*?)</script>', page, re.S).group(1))  # type: ignore[union-attr]
     for url in importmap["imports"].values():
         assert (STATIC / url.removeprefix("./static/")).is_file(), url
-
