@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import hmac
 import mimetypes
 import re
 import time
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import yaml
 from aiohttp import web
 
 from pipes.admin_guard import SESSION_COOKIE, AdminGuard, session_value
@@ -38,6 +40,7 @@ from pipes.console.forms import form_fields
 from pipes.console.settings import ConsoleSettings
 from pipes.console.written import read_written
 from pipes.daemon import Daemon
+from pipes.models import NAME_PATTERN
 from pipes.registry import Registry
 from pipes.templates import reserved_variables
 
@@ -254,9 +257,9 @@ class _Console:
             return _json({"error": "the daemon is shutting down"}, 409)
         given = await _body(request)
         checked, path, refusal = await asyncio.to_thread(self._check, given)
-        if refusal or path is None:
-            return _json({"error": refusal or "the YAML names no pipe"}, 409)
-        if given.get("edit"):
+        if refusal:
+            return _json({"error": refusal}, 409)
+        if path is not None and given.get("edit"):
             count = await asyncio.to_thread(_pipes_in, path)
             if count > 1:
                 message = (
@@ -267,6 +270,8 @@ class _Console:
             body = checked.as_dict()
             body["error"] = f"{len(checked.problems)} error(s); first: {checked.problems[0].text}"
             return _json(body, 422)
+        if path is None:
+            return _json({"error": "the YAML names no pipe"}, 409)
         await asyncio.to_thread(composer.write_atomically, path, given["yaml"])
         report = await self.daemon.reload()
         body = {
@@ -283,17 +288,11 @@ class _Console:
 
 
 def _same(given: str, token: str) -> bool:
-    import hmac
-
     return hmac.compare_digest(given.encode(), token.encode())
 
 
 def _first_name(text: Any) -> str | None:
     """The first pipe's name in YAML text (to name its file), when it is a valid name."""
-    import yaml
-
-    from pipes.models import NAME_PATTERN
-
     if not isinstance(text, str):
         return None
     try:

@@ -285,6 +285,10 @@ async def test_save_with_ui_write_writes_the_file_and_the_daemon_runs_it(
     assert invalid.status == 422
     body = await invalid.json()
     assert body["errors"][0]["path"] == "source.type" and not (folder / "fresh.yaml").exists()
+    unnamed = await client.post(
+        "/ui/api/save", json={"yaml": NEW.replace("fresh", "Not A Name", 1)}, headers=AUTH
+    )
+    assert unnamed.status == 422 and (await unnamed.json())["errors"][0]["path"] == "name"
     taken = await client.post("/ui/api/save", json={"yaml": NEW.replace("fresh", "copy", 1)}, headers=AUTH)
     assert taken.status == 422 and (await taken.json())["errors"][0]["path"] == "name"
 
