@@ -132,6 +132,9 @@ def test_the_map_shows_each_system_once_and_each_pipe_between_the_right_systems(
     others = {p["name"]: p["state"] for p in shop.api("/pipes")[1]["pipes"]}
     assert others.pop("cart-to-orders") == "STOPPED"
     assert set(others.values()) == {"RUNNING"}
+    page.click("button:has-text('Start')")
+    wait_for(lambda: shop.api("/pipes/cart-to-orders")[1]["state"] == "RUNNING", 40, "the pipe to start again")
+    page.wait_for_selector(".chip[data-state='RUNNING']")
 
 
 def test_a_failing_pipe_stands_out_on_the_map_and_its_page_says_why(
