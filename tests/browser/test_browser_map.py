@@ -115,6 +115,7 @@ def test_the_map_shows_each_system_once_and_each_pipe_between_the_right_systems(
     page.click("svg.map g.pipe[data-pipe='cart-to-orders']")
     page.wait_for_selector("section.pipe-page[data-pipe='cart-to-orders'] .stages")
     page.wait_for_selector("[data-panel='checkpoints'] tr[data-partition='shop.cart']")
+    page.wait_for_selector(".stage[data-stage='source'] pre.written")  # the file as written, read once
     assert "stream: shop.cart" in page.inner_text(".stage[data-stage='source']")
     assert "OrderPlaced" in page.inner_text(".stage[data-stage='filter']")
     page.wait_for_selector("[data-placeholder='dead-letters']")  # this API cannot read dead letters back

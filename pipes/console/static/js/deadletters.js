@@ -37,7 +37,9 @@ export function DeadLetters({ name, deadLettered, hasDeadLetter }) {
   }, [available, hasDeadLetter, deadLettered]);
 
   let body;
-  if (!hasDeadLetter) {
+  if (hasDeadLetter === null) {
+    body = html`<p class="loading">Reading…</p>`;
+  } else if (!hasDeadLetter) {
     body = html`<p class="fine">This pipe has no <code>dead_letter</code>: an event that keeps failing is retried, and its partition waits.</p>`;
   } else if (available === false) {
     body = html`<p class="placeholder" data-placeholder="dead-letters">

@@ -9,14 +9,16 @@ import { html } from "./html.js";
 import { TapPanel } from "./tap.js";
 
 const POLL_MS = 1000;
+const READING = Symbol("reading");
 
 function Written({ value }) {
+  if (value === READING) return html`<p class="loading">reading…</p>`;
   if (value === undefined || value === null) return html`<p class="fine">not written (none)</p>`;
   return html`<pre class="written">${YAML.stringify(value, { lineWidth: 0 }).trimEnd()}</pre>`;
 }
 
 function Stage({ title, value, stats, optional }) {
-  const absent = optional && (value === undefined || value === null);
+  const absent = optional && value !== READING && (value === undefined || value === null);
   return html`
     <div class=${`stage${absent ? " absent" : ""}`} data-stage=${title.toLowerCase().replace(" ", "_")}>
       <h3>${title}</h3>
@@ -55,7 +57,9 @@ export function PipePage({ name }) {
   const c = pipe.counters;
   const perS = (live && live.per_s) || {};
   const failedAt = (stage) => (c.failed_by_stage || {})[stage] || 0;
-  const written = (definition && definition.pipe) || {};
+  const written = definition === null
+    ? new Proxy({}, { get: (_, key) => (key === "description" ? "" : READING) })
+    : definition.pipe || {};
   const control = async (verb) => {
     setBusy(verb);
     setActionError("");
@@ -127,7 +131,7 @@ export function PipePage({ name }) {
             : html`<p class="fine">No position settled yet.</p>`}
           <p class="fine">The checkpoint is the last position below which every event is settled (delivered, filtered out or dead-lettered); after a restart the pipe resumes after it.</p>
         </section>
-        <${DeadLetters} name=${name} deadLettered=${c.dead_lettered} hasDeadLetter=${Boolean(written.dead_letter)} />
+        <${DeadLetters} name=${name} deadLettered=${c.dead_lettered} hasDeadLetter=${definition === null ? null : Boolean(written.dead_letter)} />
       </div>
       <${TapPanel} name=${name} />
     </section>
