@@ -9,25 +9,33 @@ parse HTML.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import orjson
+import yaml
 from aiohttp import web
 
 from pipes.admin_guard import AUTHORIZED, AdminGuard
 from pipes.admin_openapi import openapi_document
 from pipes.admin_tap import serve_tap
+from pipes.console.settings import ConsoleSettings
+from pipes.console.systems import system_map
+from pipes.console.written import Written, read_written
 from pipes.daemon import RUNNING, STOPPED, Daemon, PipeHandle
 from pipes.metrics import CONTENT_TYPE
+from pipes.rates import RateMeter
 
-__all__ = ["DEFAULT_ADMIN", "TOKEN_ENV", "AdminServer", "make_app", "parse_admin"]
+__all__ = ["DEFAULT_ADMIN", "TOKEN_ENV", "AdminServer", "ConsoleSettings", "make_app", "parse_admin"]
 
 DEFAULT_ADMIN = "127.0.0.1:9900"
 TOKEN_ENV = "PIPES_ADMIN_TOKEN"
 
 _DAEMON: web.AppKey[Daemon] = web.AppKey("daemon", Daemon)
+_RATES: web.AppKey[RateMeter] = web.AppKey("rates", RateMeter)
 
 type Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -181,19 +189,80 @@ async def _end_taps(app: web.Application) -> None:
         handle.taps.close("daemon stopping")
 
 
+async def _definition(request: web.Request) -> web.Response:
+    """The pipe's file as written (``${VAR}`` unexpanded, plain secrets masked) and the pipe in it."""
+    handle = _lookup(request)
+    file = handle.definition.file
+    body: dict[str, Any] = {"name": handle.name, "file": file, "yaml": None, "pipe": None, "pipes_in_file": 0}
+    try:
+        written = await asyncio.to_thread(_read_written, Path(file))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        body["error"] = f"cannot read {file}: {' '.join(str(exc).split())}"
+        return _json(body)
+    body.update(yaml=written.text, pipe=written.pipes.get(handle.name), pipes_in_file=len(written.pipes))
+    if body["pipe"] is None:
+        body["error"] = f"{file} no longer defines {handle.name!r} (reload to apply the file as it is)"
+    return _json(body)
+
+
+def _read_written(path: Path) -> Written:
+    return read_written(path.read_text(encoding="utf-8"), None, path.resolve().parent)
+
+
+async def _systems(request: web.Request) -> web.Response:
+    """Each system once and each pipe's ends, for the console's map (``pipes.console.systems``)."""
+    daemon = request.app[_DAEMON]
+    handles = list(daemon.pipes.values())
+    found = system_map(h.definition for h in handles).as_dict()
+    for pipe, handle in zip(found["pipes"], handles, strict=True):
+        pipe["state"] = handle.state
+        pipe["desired_state"] = handle.desired
+    return _json(found)
+
+
+async def _rates(request: web.Request) -> web.Response:
+    """Events per second per pipe over the last seconds, with in-flight events and source lag."""
+    daemon = request.app[_DAEMON]
+    handles = list(daemon.pipes.values())
+    rates = request.app[_RATES].observe(daemon.clock.monotonic(), {h.name: h.counters() for h in handles})
+    probes = {p.pipe: p for p in daemon.probes()}
+    pipes: dict[str, Any] = {}
+    for handle in handles:
+        probe = probes.get(handle.name)
+        lag = dict(probe.lag) if probe is not None and probe.lag is not None else None
+        pipes[handle.name] = {
+            "state": handle.state,
+            "per_s": rates.per_pipe.get(handle.name),
+            "in_flight": probe.in_flight if probe is not None else 0,
+            "lag": sum(lag.values()) if lag is not None else None,
+            "lag_by_partition": lag,
+        }
+    return _json({"window_s": rates.window_s, "pipes": pipes})
+
+
 async def _openapi(request: web.Request) -> web.Response:
     return _json(openapi_document())
 
 
-def make_app(daemon: Daemon, token: str | None = None, guard: AdminGuard | None = None) -> web.Application:
+def make_app(
+    daemon: Daemon,
+    token: str | None = None,
+    guard: AdminGuard | None = None,
+    console: ConsoleSettings | None = None,
+) -> web.Application:
     """The API as an aiohttp application (``AdminServer`` serves it; tests use it directly).
 
     ``guard`` says who may call it; by default, loopback clients (and ``token``).
+    The console is served at ``/ui`` (``pipes.console.routes``) with ``console``'s
+    settings, or its defaults (it never writes files then).
     """
+    from pipes.console.routes import console_app
+
     guard = guard or AdminGuard(token=token or None)
     app = web.Application(middlewares=[guard.middleware, _json_errors])
     app[_DAEMON] = daemon
     app.on_shutdown.append(_end_taps)
+    app[_RATES] = RateMeter()
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
@@ -202,11 +271,16 @@ def make_app(daemon: Daemon, token: str | None = None, guard: AdminGuard | None 
     app.router.add_post("/pipes/{name}/stop", _stop)
     app.router.add_post("/pipes/{name}/start", _start)
     app.router.add_get("/pipes/{name}/tap", _tap)
+    app.router.add_get("/pipes/{name}/definition", _definition)
     app.router.add_post("/reload", _reload)
+    app.router.add_get("/systems", _systems)
+    app.router.add_get("/rates", _rates)
     app.router.add_get("/openapi.json", _openapi)
     from pipes.admin_failures import FailureRoutes  # its handlers build on pipes.redrive and pipes.replay
 
     FailureRoutes(daemon).add_to(app)
+
+    app.add_subapp("/ui", console_app(daemon, guard, console or ConsoleSettings()))
     return app
 
 
@@ -226,12 +300,17 @@ class AdminServer:
         *,
         ssl_context: ssl.SSLContext | None = None,
         allowed_hosts: Iterable[str] = (),
+        console: ConsoleSettings | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.ssl_context = ssl_context
         guard = AdminGuard(bind_host=host, token=token or None, allowed_hosts=tuple(allowed_hosts))
-        self._runner = web.AppRunner(make_app(daemon, guard=guard), access_log=None, handle_signals=False)
+        settings = console or ConsoleSettings()
+        settings = settings.over_tls(ssl_context is not None)
+        self._runner = web.AppRunner(
+            make_app(daemon, guard=guard, console=settings), access_log=None, handle_signals=False
+        )
 
     @property
     def url(self) -> str:

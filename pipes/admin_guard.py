@@ -16,7 +16,11 @@ what only a browser would send:
   an ``X-Pipes-Request`` header. A browser cannot send either cross-site
   without asking first (a CORS preflight, which this API never grants).
 - **Token.** With ``PIPES_ADMIN_TOKEN`` set, every endpoint but ``/healthz``
-  needs ``Authorization: Bearer <token>``.
+  (and the console's login page and static files) needs ``Authorization:
+  Bearer <token>``, or the console's session cookie: ``pipes_session``, set by
+  the console's login (``pipes.console.routes``) to a value derived from the
+  token, HttpOnly and SameSite=Strict, so that a page of another site can
+  neither read it nor have the browser send it.
 
 Serving on an address other than loopback without a token is refused at start
 unless asked for explicitly (``--admin-insecure``); ``--admin-tls-cert`` and
@@ -25,6 +29,7 @@ unless asked for explicitly (``--admin-insecure``); ``--admin-tls-cert`` and
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import ssl
@@ -37,14 +42,18 @@ from aiohttp import web
 __all__ = [
     "AUTHORIZED",
     "CSRF_HEADER",
+    "SESSION_COOKIE",
     "AdminGuard",
     "exposure_problem",
     "is_loopback",
+    "session_value",
     "tls_context",
 ]
 
 #: A header a browser cannot add to a cross-site request without a CORS preflight.
 CSRF_HEADER = "X-Pipes-Request"
+#: The console's session cookie (see ``session_value``).
+SESSION_COOKIE = "pipes_session"
 
 type Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -85,6 +94,11 @@ def tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
     return context
 
 
+def session_value(token: str) -> str:
+    """The session cookie's value for ``token``: derived from it, so the cookie jar never holds the token."""
+    return hmac.new(token.encode(), b"pipes console session", hashlib.sha256).hexdigest()
+
+
 def _is_ip(name: str) -> bool:
     try:
         ipaddress.ip_address(name)
@@ -120,8 +134,11 @@ class AdminGuard:
     token: str | None = None
     #: More names the Host header may give (``--admin-allow-host``), e.g. a DNS name of the host.
     allowed_hosts: Iterable[str] = field(default=())
-    #: Paths that need no token: probes rarely carry secrets (``/readyz`` then names no pipe).
-    open_paths: frozenset[str] = frozenset({"/healthz", "/readyz"})
+    #: Paths that need no token: probes rarely carry secrets (``/readyz`` then names no pipe),
+    #: and the console's login page must show without one (its handlers ask ``authenticated``).
+    open_paths: frozenset[str] = frozenset({"/healthz", "/readyz", "/ui", "/ui/", "/ui/login", "/ui/logout"})
+    #: Path prefixes that need no token: the console's static files (the same for everyone).
+    open_prefixes: tuple[str, ...] = ("/ui/static/",)
 
     def host_allowed(self, header: str | None) -> bool:
         if header is None:
@@ -153,16 +170,22 @@ class AdminGuard:
                 f"a {request.method} needs Content-Type: application/json or an {CSRF_HEADER} header",
                 415,
             )
-        request[AUTHORIZED] = authorized = self.authorized(request)
-        if not authorized and request.path not in self.open_paths:
+        request[AUTHORIZED] = authorized = self.authenticated(request)
+        if not authorized and not self.is_open(request.path):
             response = _refuse("missing or wrong bearer token (see PIPES_ADMIN_TOKEN)", 401)
             response.headers["WWW-Authenticate"] = 'Bearer realm="pipes"'
             return response
         return await handler(request)
 
-    def authorized(self, request: web.Request) -> bool:
-        """Whether the request carries the token (always, when there is no token)."""
+    def is_open(self, path: str) -> bool:
+        return path in self.open_paths or path.startswith(self.open_prefixes)
+
+    def authenticated(self, request: web.Request) -> bool:
+        """No token is set, or the request carries it as a bearer token or as the session cookie."""
         if not self.token:
             return True
         scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), self.token.encode())
+        if scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), self.token.encode()):
+            return True
+        cookie = request.cookies.get(SESSION_COOKIE)
+        return cookie is not None and hmac.compare_digest(cookie.encode(), session_value(self.token).encode())

@@ -115,6 +115,8 @@ def _tap() -> dict[str, Any]:
 
 def openapi_document() -> dict[str, Any]:
     document = _document()
+    document["paths"].update(_console_paths())
+    document["components"]["schemas"].update(_console_schemas())
     for item in document["paths"].values():
         for method, operation in item.items():
             operation["responses"]["403"] = _FORBIDDEN
@@ -483,6 +485,22 @@ def _document() -> dict[str, Any]:
                 }
             },
             "/pipes/{name}/tap": _tap(),
+            "/pipes/{name}/definition": {
+                "get": {
+                    "operationId": "getPipeDefinition",
+                    "summary": "The pipe's file as written: `${VAR}` not expanded, plain secrets masked.",
+                    "description": (
+                        "Read from disk now: after an edit not yet reloaded it differs from what runs. "
+                        "`pipe` is this pipe as written; `error` says why the file could not be read."
+                    ),
+                    "parameters": [_NAME],
+                    "responses": {
+                        "200": _json_response("The file.", {"$ref": "#/components/schemas/Definition"}),
+                        "401": _UNAUTHORIZED,
+                        "404": _NOT_FOUND,
+                    },
+                }
+            },
             "/pipes/{name}/stop": _control("stop", "STOPPED"),
             "/pipes/{name}/start": _control("start", "RUNNING"),
             **_failure_paths(),
@@ -502,6 +520,34 @@ def _document() -> dict[str, Any]:
                         "422": _json_response(
                             "Applied, but some files are invalid.", {"$ref": "#/components/schemas/Reload"}
                         ),
+                    },
+                }
+            },
+            "/systems": {
+                "get": {
+                    "operationId": "listSystems",
+                    "summary": "The systems the pipes connect (topics, streams, files...), each once, and each pipe's ends.",
+                    "description": (
+                        "A pipe whose target is a Kafka topic and one whose source is that topic name the same "
+                        "system id (docs/console.md#the-map)."
+                    ),
+                    "responses": {
+                        "200": _json_response("The map.", {"$ref": "#/components/schemas/Systems"}),
+                        "401": _UNAUTHORIZED,
+                    },
+                }
+            },
+            "/rates": {
+                "get": {
+                    "operationId": "getRates",
+                    "summary": "Events per second per pipe over the last seconds, in-flight events and source lag.",
+                    "description": (
+                        "Rates compare with the readings of earlier calls (within 5 s); the first call "
+                        "answers `per_s: null`."
+                    ),
+                    "responses": {
+                        "200": _json_response("The rates.", {"$ref": "#/components/schemas/Rates"}),
+                        "401": _UNAUTHORIZED,
                     },
                 }
             },
@@ -534,6 +580,84 @@ def _document() -> dict[str, Any]:
                     | {"error": {"type": "string"}},
                 },
                 "Counters": counters,
+                "Definition": {
+                    "type": "object",
+                    "required": ["name", "file", "yaml", "pipe", "pipes_in_file"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "file": {"type": "string"},
+                        "yaml": {"type": ["string", "null"], "description": "The file's text."},
+                        "pipe": {"type": ["object", "null"], "description": "This pipe, as written."},
+                        "pipes_in_file": {"type": "integer"},
+                        "error": {"type": "string"},
+                    },
+                },
+                "Systems": {
+                    "type": "object",
+                    "required": ["systems", "pipes"],
+                    "properties": {
+                        "systems": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["id", "kind", "name", "where"],
+                                "properties": {
+                                    "id": {"type": "string"},
+                                    "kind": {
+                                        "type": "string",
+                                        "description": "kafka_topic, redis_stream, redis_list, file, ... "
+                                        "or connector (a node of one pipe's end).",
+                                    },
+                                    "name": {"type": "string"},
+                                    "where": {"type": "string"},
+                                },
+                            },
+                        },
+                        "pipes": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "name": {"type": "string"},
+                                    "state": {"type": "string", "enum": _STATES},
+                                    "desired_state": {"type": "string", "enum": ["RUNNING", "STOPPED"]},
+                                    **{
+                                        end: {"type": "array", "items": {"type": "string"}}
+                                        for end in ("sources", "targets", "enrichment", "dead_letter")
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+                "Rates": {
+                    "type": "object",
+                    "required": ["window_s", "pipes"],
+                    "properties": {
+                        "window_s": {"type": ["number", "null"], "description": "Seconds the rates cover."},
+                        "pipes": {
+                            "type": "object",
+                            "additionalProperties": {
+                                "type": "object",
+                                "properties": {
+                                    "state": {"type": "string", "enum": _STATES},
+                                    "per_s": {
+                                        "type": ["object", "null"],
+                                        "additionalProperties": {"type": "number"},
+                                        "description": "received, filtered, dropped, delivered, failed, "
+                                        "retried, dead_lettered: events per second.",
+                                    },
+                                    "in_flight": {"type": "integer"},
+                                    "lag": {"type": ["integer", "null"]},
+                                    "lag_by_partition": {
+                                        "type": ["object", "null"],
+                                        "additionalProperties": {"type": "integer"},
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
                 "PipeSummary": summary,
                 "PipeDetail": detail,
                 "Desired": {
@@ -560,4 +684,177 @@ def _document() -> dict[str, Any]:
                 },
             },
         },
+    }
+
+
+def _json_object_body(description: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    schema = {"type": "object", "properties": properties, "required": required}
+    return {"required": True, "description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _console_paths() -> dict[str, Any]:
+    """The console's own routes (``pipes.console.routes``): pages, files, login, composer helpers."""
+    page = {
+        "get": {
+            "operationId": "consolePage",
+            "summary": "The console (docs/console.md); without the token, its login page.",
+            "security": [],
+            "responses": {
+                "200": {"description": "HTML.", "content": {"text/html": {"schema": {"type": "string"}}}}
+            },
+        }
+    }
+    yaml_body = {
+        "yaml": {"type": "string", "description": "The pipe file's text."},
+        "edit": {"type": "string", "description": "The pipe being edited (its file is rewritten), if any."},
+    }
+    checked = _json_response("The check.", {"$ref": "#/components/schemas/Checked"})
+    return {
+        "/ui": page,
+        "/ui/": {"get": {**page["get"], "operationId": "consolePageSlash"}},
+        "/ui/static/{path}": {
+            "get": {
+                "operationId": "consoleFile",
+                "summary": "A file of the console (scripts, styles, vendored libraries); no token needed.",
+                "security": [],
+                "parameters": [
+                    {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {"description": "The file."},
+                    "304": {"description": "Not modified (If-None-Match)."},
+                    "404": {"description": "No such file."},
+                },
+            }
+        },
+        "/ui/login": {
+            "post": {
+                "operationId": "consoleLogin",
+                "summary": "Check the token and set the session cookie (HttpOnly, SameSite=Strict).",
+                "security": [],
+                "requestBody": _json_object_body("The token.", {"token": {"type": "string"}}, ["token"]),
+                "responses": {
+                    "200": _json_response("Logged in (or no token is needed).", {"type": "object"}),
+                    "401": _json_response("Wrong token.", _ERROR),
+                },
+            }
+        },
+        "/ui/logout": {
+            "post": {
+                "operationId": "consoleLogout",
+                "summary": "Clear the session cookie.",
+                "security": [],
+                "responses": {"200": _json_response("Logged out.", {"type": "object"})},
+            }
+        },
+        "/ui/api/settings": {
+            "get": {
+                "operationId": "consoleSettings",
+                "summary": "Whether Save may write files (--ui-write), and the folder they go to.",
+                "responses": {"200": _json_response("Settings.", {"type": "object"}), "401": _UNAUTHORIZED},
+            }
+        },
+        "/ui/api/connectors": {
+            "get": {
+                "operationId": "consoleConnectors",
+                "summary": "The installed connectors, each role with its form fields (from its options' JSON schema).",
+                "responses": {"200": _json_response("Connectors.", {"type": "object"}), "401": _UNAUTHORIZED},
+            }
+        },
+        "/ui/api/filter": {
+            "post": {
+                "operationId": "consoleTryFilter",
+                "summary": "Does a sample event pass a filter as written? (`pipes test-event-pattern`)",
+                "requestBody": _json_object_body(
+                    "The filter (a list of patterns, or {patterns, jmespath}) and the source record.",
+                    {"filter": {}, "event": {"type": "object"}},
+                    ["filter", "event"],
+                ),
+                "responses": {
+                    "200": _json_response(
+                        "`match`, or `error` (and `path`) when the filter is invalid.", {"type": "object"}
+                    ),
+                    "401": _UNAUTHORIZED,
+                },
+            }
+        },
+        "/ui/api/transform": {
+            "post": {
+                "operationId": "consoleRender",
+                "summary": "A transform as written, rendered for a sample event (`pipes render-template`).",
+                "requestBody": _json_object_body(
+                    "The transform ({template} or {jmespath}), the source record, and names for <aws.pipes.*>.",
+                    {
+                        "transform": {"type": "object"},
+                        "event": {"type": "object"},
+                        "names": {"type": "object"},
+                    },
+                    ["transform", "event"],
+                ),
+                "responses": {
+                    "200": _json_response("`output` (and `text`), or `error`.", {"type": "object"}),
+                    "401": _UNAUTHORIZED,
+                },
+            }
+        },
+        "/ui/api/validate": {
+            "post": {
+                "operationId": "consoleValidate",
+                "summary": "Check a pipe file's YAML as `pipes validate` does; secrets must be ${VAR}.",
+                "requestBody": _json_object_body("The YAML.", yaml_body, ["yaml"]),
+                "responses": {"200": checked, "401": _UNAUTHORIZED},
+            }
+        },
+        "/ui/api/save": {
+            "post": {
+                "operationId": "consoleSave",
+                "summary": "Check the YAML, write it into the daemon's pipe folder, reload (only with --ui-write).",
+                "requestBody": _json_object_body("The YAML.", yaml_body, ["yaml"]),
+                "responses": {
+                    "200": _json_response("Written and reloaded.", {"type": "object"}),
+                    "401": _UNAUTHORIZED,
+                    "403": _json_response("The daemon was started without --ui-write.", _ERROR),
+                    "409": _json_response("Nothing to save there, or the daemon is stopping.", _ERROR),
+                    "422": checked,
+                },
+            }
+        },
+    }
+
+
+def _console_schemas() -> dict[str, Any]:
+    return {
+        "Checked": {
+            "type": "object",
+            "required": ["ok", "pipes", "errors", "variables"],
+            "properties": {
+                "ok": {"type": "boolean"},
+                "pipes": {"type": "array", "items": {"type": "string"}},
+                "file": {"type": ["string", "null"]},
+                "errors": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "line": {"type": "integer"},
+                            "column": {"type": "integer"},
+                            "path": {
+                                "type": "string",
+                                "description": "Dotted path of the key, e.g. source.count.",
+                            },
+                            "message": {"type": "string"},
+                            "text": {
+                                "type": "string",
+                                "description": "The whole FILE:LINE:COL: path: message line.",
+                            },
+                        },
+                    },
+                },
+                "variables": {
+                    "type": "array",
+                    "description": "Each ${VAR} the YAML names: where, whether it holds a secret, whether it is set.",
+                    "items": {"type": "object"},
+                },
+            },
+        }
     }

@@ -107,6 +107,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--watch", action="store_true", help="reload when pipe files change (as SIGHUP does)")
     run.add_argument(
+        "--ui-write",
+        action="store_true",
+        help="let the console (/ui on the admin address) save pipe files into the first folder among "
+        "PATHs and reload (default: it offers them to download)",
+    )
+    run.add_argument(
         "--start-timeout",
         default="30s",
         help="with --once, give up when a system stays unreachable this long at start (default 30s)",
@@ -467,6 +473,11 @@ def _run_command(args: argparse.Namespace, log: LogOutput, terminal: Any) -> int
                 args.admin_tls = tls_context(args.admin_tls_cert, args.admin_tls_key)
             except ValueError as exc:
                 raise UsageError(f"--admin-tls-cert: {exc}") from None
+    args.config_dir = next((Path(p) for p in args.paths if Path(p).is_dir()), None)
+    if args.ui_write and admin is None:
+        raise UsageError("--ui-write: the console is served by the admin API, which is off (give --admin)")
+    if args.ui_write and args.config_dir is None:
+        raise UsageError("--ui-write: no folder among the PATHs (the console writes new pipe files into one)")
     definitions, errors = _load(args.paths)
     if errors:
         for line in errors:
@@ -585,7 +596,7 @@ async def _run(
 ) -> int:
     import structlog
 
-    from pipes.admin import TOKEN_ENV, AdminServer
+    from pipes.admin import TOKEN_ENV, AdminServer, ConsoleSettings
     from pipes.daemon import Daemon
     from pipes.progress import Progress, summary_lines, summary_records
     from pipes.terminal import StdoutGuard
@@ -616,6 +627,7 @@ async def _run(
             token=os.environ.get(TOKEN_ENV) or None,
             ssl_context=args.admin_tls,
             allowed_hosts=args.admin_allow_host,
+            console=ConsoleSettings(config_dir=args.config_dir, write=args.ui_write),
         )
         try:
             await server.start()
@@ -634,7 +646,12 @@ async def _run(
             structlog.get_logger().error("admin_unavailable", error=problem)
         else:
             if args.worker_index is None:  # a worker's API is the supervisor's business
-                log.say("admin_started", f"pipes: admin API on {server.url}", url=server.url)
+                log.say(
+                    "admin_started",
+                    f"pipes: admin API on {server.url} (console: {server.url}/ui)",
+                    url=server.url,
+                    console=f"{server.url}/ui",
+                )
     loop = asyncio.get_running_loop()
     signals_seen = 0
 

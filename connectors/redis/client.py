@@ -60,7 +60,11 @@ class RedisOptions(ConnectorOptions):
         ),
     )
     username: str | None = Field(default=None, description="ACL user name (overrides the URL's).")
-    password: str | None = Field(default=None, description="Password (overrides the URL's).")
+    password: str | None = Field(
+        default=None,
+        description="Password (overrides the URL's; use `${ENV}` interpolation, not a literal).",
+        json_schema_extra={"format": "password", "writeOnly": True},
+    )
     db: int | None = Field(default=None, ge=0, description="Database number (overrides the URL's).")
     connect_timeout: Duration = Field(default=5.0, description="Timeout to open a connection.")
     socket_timeout: Duration = Field(

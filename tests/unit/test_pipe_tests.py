@@ -112,7 +112,7 @@ async def test_the_enrichment_answer_is_stubbed_per_case(tmp_path: Path, unique:
         f"""\
         name: enriched
         source: {{type: generator, count: 1}}
-        enrichment: {{type: memory, channel: {unique}, into: customer}}
+        enrichment: {{type: memory, channel: "{unique}", into: customer}}
         transform: {{jmespath: '{{id: body.id, tier: customer.tier}}'}}
         target: {{type: stdout}}
         tests:
