@@ -185,6 +185,16 @@ async def _workers(request: web.Request) -> web.Response:
     return _json({"workers": out})
 
 
+async def _no_console(request: web.Request) -> web.Response:
+    return _json(
+        {
+            "error": "the console is not served with --workers yet (its map and composer need one "
+            "daemon's view); run the daemon without --workers to use it"
+        },
+        501,
+    )
+
+
 async def _openapi(request: web.Request) -> web.Response:
     return _json(openapi_document())
 
@@ -206,6 +216,8 @@ def make_workers_app(supervisor: Supervisor, guard: AdminGuard) -> web.Applicati
     app.router.add_get("/pipes/{name}", _pipe)
     app.router.add_get("/openapi.json", _openapi)
     app.router.add_get("/workers", _workers)
+    app.router.add_route("*", "/ui", _no_console)
+    app.router.add_route("*", "/ui/{tail:.*}", _no_console)
     app.router.add_post("/{tail:.*}", _to_every_worker)
     app.router.add_get("/{tail:.*}", _pass_get)
     return app
