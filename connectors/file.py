@@ -345,7 +345,9 @@ class FileTargetOptions(ConnectorOptions):
 class FileTarget(Target):
     """Appends one line per payload: text verbatim, anything else as compact JSON.
 
-    A batch is one ``write`` and one ``fsync``, both in a thread. If either fails,
+    A batch is one ``write`` and, with ``fsync`` (the default), one ``fsync``;
+    both then run in a thread, as fsync blocks for milliseconds, while a bare
+    write to the page cache runs inline. If either fails,
     every event of the batch is retried: some lines may then be written twice,
     which at-least-once delivery allows.
     """

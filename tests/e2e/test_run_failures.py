@@ -70,7 +70,12 @@ def test_a_sigterm_before_the_pipe_started_says_it_never_started(tmp_path: Path)
         wait_until_sync(lambda: "connect_failed" in (seen.append(proc.stderr.readline()) or seen[-1]))  # type: ignore[union-attr,func-returns-value]
     finally:
         proc.send_signal(signal.SIGTERM)  # also when the wait failed: never leave it running
-    _, err = proc.communicate(timeout=30)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
     assert proc.returncode == 0
     summary = [line for line in err.splitlines() if line.startswith("down: ")]
     assert len(summary) == 1 and summary[0].startswith("down: never started; "), err
