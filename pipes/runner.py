@@ -263,6 +263,8 @@ class PipeRunner:
         checkpoint: dict[str, Any] = {}
         attempt = 0
         began = self.clock.monotonic()
+        # --once gives up at the start timeout, even inside an attempt that hangs (a frozen system).
+        deadline = began + self.start_timeout_s if self.once and self.start_timeout_s is not None else None
         while True:
             try:
                 if not self.source.tracks_position and not self._loaded:
@@ -284,7 +286,7 @@ class PipeRunner:
                 for connector, ctx in pending:
                     if connector in self._started:
                         continue
-                    await connector.start(ctx)  # type: ignore[arg-type]
+                    await self._start_one(connector, ctx, deadline)
                     self._started.append(connector)
                 self.health.recovered("start")
                 return True
@@ -301,8 +303,45 @@ class PipeRunner:
                     if waited >= self.start_timeout_s:
                         self._fail(PipeFailed(f"could not start within {self.start_timeout_s:g}s: {error}"))
                         return False
-                if await self.stop.sleep_or_stop(self.processor.policy.backoff(attempt)):
+                delay = self.processor.policy.backoff(attempt)
+                if deadline is not None:  # the last attempt comes at the deadline, not a backoff after it
+                    delay = min(delay, max(0.0, deadline - self.clock.monotonic()))
+                if await self.stop.sleep_or_stop(delay):
                     return False
+
+    async def _start_one(
+        self, connector: Source | Target | Enricher, ctx: ConnectorContext, deadline: float | None
+    ) -> None:
+        """Start one connector; past ``deadline`` give up on it with a TimeoutError that names it."""
+        if deadline is None:
+            await connector.start(ctx)  # type: ignore[arg-type]
+            return
+        starting = asyncio.ensure_future(connector.start(ctx))  # type: ignore[arg-type]
+        await first(starting, self.clock.sleep(deadline - self.clock.monotonic()))
+        if starting.done():
+            starting.result()
+            return
+        starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        try:
+            await connector.stop()  # it may hold half-open clients
+        except Exception as exc:
+            self.log.error("connector_stop_failed", error=f"{type(exc).__name__}: {exc}")
+        raise TimeoutError(f"{self._kind(connector)} did not answer")
+
+    def _kind(self, connector: Source | Target | Enricher) -> str:
+        """``redis_stream source``: the connector's type and its role in this pipe, for messages."""
+        definition = self.definition
+        roles: list[tuple[object, str, object]] = [
+            (self.source, "source", definition.source),
+            (self.target, "target", definition.target),
+            (self.enricher, "enrichment", definition.enrichment),
+            (self.dead_letter, "dead letter", definition.dead_letter),
+        ]
+        for candidate, role, spec in roles:
+            if candidate is connector:
+                return f"{getattr(spec, 'type', '?')} {role}"
+        return type(connector).__name__
 
     def _context(self, role: str) -> ConnectorContext:
         return ConnectorContext(

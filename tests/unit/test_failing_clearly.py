@@ -32,6 +32,43 @@ async def test_once_gives_up_after_the_start_timeout_naming_the_system(channels:
     assert runner.state == "FAILED"
 
 
+async def test_once_gives_up_at_the_start_timeout_even_when_a_start_hangs(channels: dict[str, str]) -> None:
+    # A frozen system accepts the connection and never answers: the attempt itself must end.
+    clock = ManualClock()
+    runner = runner_for(pipe(channels), clock, start_timeout_s=30.0)
+    stopped: list[bool] = []
+
+    async def frozen(context: object) -> None:
+        await asyncio.Event().wait()
+
+    async def stop() -> None:
+        stopped.append(True)
+
+    runner.target.start = frozen  # type: ignore[method-assign]
+    runner.target.stop = stop  # type: ignore[method-assign]
+    with pytest.raises(
+        PipeFailed, match=r"could not start within 30s: TimeoutError: memory target did not answer"
+    ):
+        await run_to_end(runner, clock, timeout=5.0)
+    assert 30.0 <= clock.monotonic() <= 31.0  # at the timeout, not a client's own timeout later
+    assert stopped == [True]  # the half-started target was closed
+
+
+async def test_once_does_not_back_off_past_the_start_timeout(channels: dict[str, str]) -> None:
+    clock = ManualClock()
+    runner = runner_for(pipe(channels), clock, start_timeout_s=3.0)
+    attempts: list[float] = []
+
+    async def unreachable(context: object) -> None:
+        attempts.append(clock.monotonic())
+        raise RetryableError("connection refused")
+
+    runner.target.start = unreachable  # type: ignore[method-assign]
+    with pytest.raises(PipeFailed, match="could not start within 3s"):
+        await run_to_end(runner, clock, step=0.1)
+    assert attempts[-1] <= 3.1  # the last attempt at the deadline, not one backoff after it
+
+
 async def test_without_once_an_unreachable_system_is_retried_past_the_start_timeout(
     channels: dict[str, str],
 ) -> None:
