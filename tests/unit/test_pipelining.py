@@ -77,12 +77,16 @@ async def test_out_of_order_acknowledgements_never_move_a_checkpoint_past_an_una
     for partition in ("a", "b", "c"):
         src.put(*range(200), partition=partition)
     saved: list[dict[str, Position]] = []
+    ahead: list[tuple[str, Position]] = []  # committed past an unacknowledged event
 
     class CheckingStore(MemoryCheckpointStore):
         async def save(self, pipe: str, positions: Any) -> None:
             # Every position committed has been acknowledged, and so has everything before it.
+            # (Recorded, not asserted here: the committer would take an AssertionError for a
+            # failed save, log it and go on, and the test would not see it.)
             for partition, position in positions.items():
-                assert all((partition, p) in OutOfOrderTarget.acked for p in range(int(position) + 1))
+                if not all((partition, p) in OutOfOrderTarget.acked for p in range(int(position) + 1)):
+                    ahead.append((partition, position))
             saved.append(dict(positions))
             await super().save(pipe, positions)
 
@@ -97,4 +101,5 @@ async def test_out_of_order_acknowledgements_never_move_a_checkpoint_past_an_una
         # A partition's writes never overlap: each starts after the previous one ended.
         ends = [(kind, pos) for kind, p, pos in OutOfOrderTarget.log if p == partition and kind != "written"]
         assert all(a[0] != b[0] for a, b in itertools.pairwise(ends))
-    assert saved and saved[-1] == {"a": 199, "b": 199, "c": 199}
+    assert ahead == []
+    assert len(saved) > 1 and saved[-1] == {"a": 199, "b": 199, "c": 199}  # commits along the way too
