@@ -83,6 +83,19 @@ def test_missing_variable_names_it() -> None:
     assert error.startswith("pipe.yaml:7:12: target.channel: environment variable OUT_CHANNEL is not set")
 
 
+def test_a_missing_variable_in_a_typed_field_is_only_that_error() -> None:
+    # Not "source.count: Input should be a valid integer" first: only the variable, where it is.
+    text = "name: e\nsource:\n  type: generator\n  count: ${COUNT}\ntarget: {type: stdout}\n"
+    text += "batch:\n  size: ${SIZE}\n  window: ${WINDOW}\n"
+    assert errors_of(text) == [
+        "pipe.yaml:4:10: source.count: environment variable COUNT is not set "
+        "(write ${COUNT:-default} to give a default)",
+        "pipe.yaml:7:9: batch.size: environment variable SIZE is not set (write ${SIZE:-default} to give a default)",
+        "pipe.yaml:8:11: batch.window: environment variable WINDOW is not set "
+        "(write ${WINDOW:-default} to give a default)",
+    ]
+
+
 def test_variables_and_defaults_are_interpolated() -> None:
     text = VALID.replace("channel: out", "channel: ${OUT:-fallback}").replace("channel: in", "channel: ${IN}")
     result = load_text(text, "pipe.yaml", env={"IN": "from-env"})

@@ -52,7 +52,7 @@ async def test_reads_json_and_text_lines_with_offsets(tmp_path: Path) -> None:
 
 async def test_blank_lines_are_skipped_and_crlf_tolerated(tmp_path: Path) -> None:
     path = tmp_path / "in.jsonl"
-    path.write_bytes(b'{"a":1}\r\n\n\ntext\r\n')
+    path.write_bytes(b'{"a":1}\r\n\n   \n\t \r\ntext\r\n')  # whitespace-only lines are blank too
     source = await open_source(path, once=True)
     events = await source.read(100, 0)
     assert bodies(events) == [{"a": 1}, "text"]
