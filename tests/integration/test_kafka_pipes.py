@@ -196,6 +196,41 @@ async def test_missing_target_topic_and_paused_broker_delay_but_lose_nothing(
     assert sorted({orjson.loads(r.value)["n"] for r in records}) == list(range(300))
 
 
+async def test_a_frozen_broker_makes_the_pipe_degraded_until_it_answers(
+    kafka: KafkaBroker, tmp_path: Path
+) -> None:
+    # The broker stopped with SIGSTOP: no error, no empty answer, nothing at all.
+    topic = await kafka.create_topic(partitions=1)
+    out = tmp_path / "out.jsonl"
+    runner = make_runner(
+        {
+            "name": "frozen",
+            "source": source(kafka, topic, kafka.group_id()),
+            "target": {"type": "file", "path": str(out), "fsync": False},
+            "batch": {"size": 20, "window": "10ms"},
+            "stall_timeout": "2s",
+        },
+        once=False,
+        state_dir=tmp_path,
+    )
+    task = asyncio.create_task(runner.run())
+    try:
+        await kafka.produce(topic, [b'{"n": %d}' % i for i in range(10)])
+        await wait_for(lambda: runner.stats.delivered >= 10, "first 10 delivered")
+        assert runner.state == "RUNNING"
+        with kafka.paused():
+            await wait_for(lambda: runner.state == "DEGRADED", "DEGRADED while the broker is frozen")
+            reason = runner.status().reason
+            assert reason is not None and reason.startswith("source: no answer for"), reason
+        await wait_for(lambda: runner.state == "RUNNING", "RUNNING again once it answers", 60)
+        assert runner.status().reason is None
+        await kafka.produce(topic, [b'{"n": %d}' % i for i in range(10, 20)])
+        await wait_for(lambda: runner.stats.delivered >= 20, "the next 10 delivered")
+    finally:
+        runner.request_stop()
+        await asyncio.wait_for(task, 30)
+
+
 async def wait_for(condition: Any, what: str, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():

@@ -14,6 +14,7 @@ from helpers import wait_until
 
 from connectors.memory import HUB, MemoryTarget
 from pipes.admin import make_app
+from pipes.admin_client import format_table
 from pipes.checkpoints import MemoryCheckpointStore
 from pipes.config import load_paths
 from pipes.connector import ConnectorContext
@@ -158,3 +159,45 @@ async def test_refused_definition_fails_its_pipe_alone(setup: dict[str, Any]) ->
     HUB.channel(names["good-in"]).put(*range(50))
     await wait_until(lambda: len(HUB.channel(names["good-out"]).written) >= 50, what="good delivered")
     assert HUB.channel(names["good-out"]).written == list(range(50))
+
+
+async def test_a_target_that_stops_answering_is_degraded_in_pipes_readyz_metrics_and_status(
+    tmp_path: Path, tag: str
+) -> None:
+    # Writes hang, as with a frozen broker: nothing fails, so only the stall watchdog can tell.
+    folder = tmp_path / "pipes"
+    folder.mkdir()
+    src, out = HUB.channel(f"stall-in-{tag}"), HUB.channel(f"stall-out-{tag}")
+    (folder / "stall.yaml").write_text(
+        f"name: stall\nsource: {{type: memory, channel: {src.name}}}\n"
+        f"target: {{type: memory, channel: {out.name}}}\nstall_timeout: 200ms\n{FAST}"
+    )
+    out.hold = asyncio.Event()
+    daemon = Daemon(load_paths([folder])[0].pipes, store=MemoryCheckpointStore(), drain_timeout_s=5)
+    task = asyncio.create_task(daemon.run())
+    client = TestClient(TestServer(make_app(daemon)))
+    await client.start_server()
+    try:
+        src.put(1, 2, 3)
+        await wait_until(lambda: daemon.pipes["stall"].state == "DEGRADED", what="DEGRADED")
+        detail = await (await client.get("/pipes/stall")).json()
+        assert detail["state"] == "DEGRADED" and detail["reason"].startswith("target: no answer for")
+        ready = await client.get("/readyz")
+        assert ready.status == 503 and (await ready.json())["not_ready"] == {"stall": "DEGRADED"}
+        metrics = await (await client.get("/metrics")).text()
+        assert 'pipes_pipe_state{pipe="stall",state="DEGRADED"} 1.0' in metrics
+        assert format_table([detail])[1].split()[:2] == ["stall", "DEGRADED"]  # pipes status
+        assert "target: no answer for" in format_table([detail])[1]
+        # The system answers again: it clears by itself.
+        out.hold.set()
+        await wait_until(lambda: out.written == [1, 2, 3], what="delivered")
+        await wait_until(lambda: daemon.pipes["stall"].state == "RUNNING", what="RUNNING again")
+        assert (await client.get("/readyz")).status == 200
+        assert (await (await client.get("/pipes/stall")).json())["reason"] is None
+    finally:
+        out.hold.set()
+        await client.close()
+        daemon.request_stop()
+        await asyncio.wait_for(task, 10)
+        HUB.drop(src.name)
+        HUB.drop(out.name)
