@@ -142,6 +142,49 @@ async def test_stream_to_stream_through_filter_and_transform(
     assert await group_pending(redis_client, src, "g") == 0
 
 
+# Bodies a decode-and-encode would change (see tests/unit/test_fidelity.py).
+TRICKY = [
+    b'"hello"',
+    b"123456789012345678901234567890",
+    b'{"a":1,"a":2}',
+    b'{"$base64":"aGVsbG8="}',
+    b'{ "spaced" :  [1, 2] }',
+    b"plain text",
+    b"\xff\xfe not utf-8",
+]
+
+
+async def test_without_a_transform_every_redis_hop_writes_the_bytes_it_read(
+    redis_url: str, unique_key: Callable[[str], str], tmp_path: Path
+) -> None:
+    # file -> stream -> list -> file: each hop must hand the bytes on as read.
+    first, stream, queue = tmp_path / "in.jsonl", unique_key("stream"), unique_key("list")
+    first.write_bytes(b"\n".join(TRICKY) + b"\n")
+    last = tmp_path / "out.jsonl"
+    hops = [
+        ({"type": "file", "path": str(first)}, {"type": "redis_stream", "url": redis_url, "stream": stream}),
+        (
+            {"type": "redis_stream", "url": redis_url, "stream": stream, "group": "g", "consumer": "c"}
+            | {"starting_position": "earliest"},
+            {"type": "redis_list", "url": redis_url, "list": queue},
+        ),
+        ({"type": "redis_list", "url": redis_url, "list": queue}, {"type": "file", "path": str(last)}),
+    ]
+    raw = redis.Redis.from_url(redis_url)  # bytes, not decoded text
+    for n, (source, target) in enumerate(hops):
+        stats = await run_pipe(
+            {"name": f"hop{n}", "source": source, "target": target}, once=True, state_dir=tmp_path / "state"
+        )
+        assert (stats.delivered, stats.failed) == (len(TRICKY), 0), f"hop {n}"
+        if n == 0:
+            entries: Any = await raw.xrange(stream)
+            assert [fields[b"data"] for _, fields in entries] == TRICKY
+        if n == 1:
+            assert await raw.lrange(queue, 0, -1) == TRICKY
+    await raw.aclose()
+    assert last.read_bytes().splitlines() == TRICKY
+
+
 async def test_kill_9_and_restart_loses_nothing(
     redis_url: str, redis_client: redis.Redis, unique_key: Callable[[str], str], tmp_path: Path
 ) -> None:
