@@ -120,9 +120,22 @@ async def test_redis_stream_work_is_split_a_killed_worker_comes_back_and_nothing
         f"name: single\nsource: {{type: generator, count: 300, rate: 100}}\n"
         f"target: {{type: file, path: {folder.parent / 'single.jsonl'}, fsync: false}}\n"
     )
+    # A file cannot be shared either: one worker reads it, so each line is written once.
+    lines = folder.parent / "lines.jsonl"
+    lines.write_text("".join(f'{{"line": {n}}}\n' for n in range(100)))
+    copied = folder.parent / "lines-out.jsonl"
+    (folder / "lines.yaml").write_text(
+        f"name: lines\nsource: {{type: file, path: {lines}}}\n"
+        f"target: {{type: file, path: {copied}, fsync: false}}\n"
+    )
     run = Run(folder)
     try:
         wait_until_sync(run.ready, timeout=30, what="both workers running")
+        assert [v["state"] for v in run.pipe("lines")["workers"].values()] == ["RUNNING"]
+        wait_until_sync(
+            lambda: run.pipe("lines")["counters"]["delivered"] == 100, timeout=30, what="lines copied"
+        )
+        assert copied.read_text() == lines.read_text()  # once, by one worker
         # Both consumers of the group are waiting now: the entries are split between them.
         for start in range(0, 4000, 500):
             await add(redis_url, stream_in, start, 500)
