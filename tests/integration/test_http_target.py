@@ -227,6 +227,36 @@ async def test_a_refused_token_request_fails_the_event_for_good_without_the_secr
     assert "hush-hush" not in repr(outcome) + str(outcome.details)
 
 
+@pytest.mark.parametrize("client_auth", ["basic", "body"])
+async def test_a_token_endpoint_that_echoes_the_credentials_has_them_blanked(client_auth: str) -> None:
+    def echo(seen: Seen) -> web.StreamResponse:
+        got = f"{seen.headers.get('Authorization')} {seen.body.decode()}"
+        return web.json_response(
+            {"error": "invalid_client", "error_description": f"you sent {got}"}, status=401
+        )
+
+    async with Recorder() as server:
+        server.respond = echo
+        auth = {
+            "kind": "oauth_client_credentials",
+            "token_url": server.url + "/token",
+            "client_id": "app",
+            "client_secret": "hush-hush",
+            "client_auth": client_auth,
+        }
+        target = await open_target(url=server.url + "/api", auth=auth)
+        try:
+            [outcome] = await target.write(events({"a": 1}))
+        finally:
+            await target.stop()
+    assert isinstance(outcome, HttpFatalError)
+    basic = "YXBwOmh1c2gtaHVzaA=="  # app:hush-hush
+    sent = f"{server.seen[0].headers.get('Authorization')} {server.seen[0].body.decode()}"
+    assert ("hush-hush" in sent) if client_auth == "body" else (basic in sent)
+    assert "you sent" in str(outcome) and "**********" in str(outcome)
+    assert "hush-hush" not in str(outcome) and basic not in str(outcome)
+
+
 # ------------------------------------------------------------------ outcomes
 
 
