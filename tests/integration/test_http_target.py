@@ -296,6 +296,26 @@ async def test_429_with_retry_after_waits_at_least_that_long(channels: dict[str,
     assert runner.stats.delivered == 1 and runner.stats.retried == 1
 
 
+async def test_a_retry_after_past_the_events_age_limit_dead_letters_it_at_once(
+    channels: dict[str, str],
+) -> None:
+    clock = ManualClock()
+    async with Recorder(clock=clock) as server:
+        next_week = format_datetime(datetime.fromtimestamp(clock.wall() + 7 * 86400, tz=UTC), usegmt=True)
+        server.respond = lambda seen: web.json_response(
+            {"error": "come back next week"}, status=503, headers={"Retry-After": next_week}
+        )
+        channel(channels["in"]).put({"n": 1})
+        pipe = http_pipe(
+            channels, {"url": server.url + "/x"}, retry={"max_attempts": 5, "max_event_age": "1h"}
+        )
+        runner = runner_for(pipe, clock)
+        await run_to_end(runner, clock, step=0.05)
+    assert len(server.seen) == 1
+    [letter] = channel(channels["dlq"]).written
+    assert (letter["attempts"], letter["error"]["status"]) == (1, 503)
+
+
 async def test_a_500_storm_is_retried_then_dead_lettered_with_status_and_body_excerpt(
     channels: dict[str, str],
 ) -> None:
