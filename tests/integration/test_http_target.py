@@ -270,6 +270,12 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     )
     assert parse_retry_after("soon", now) is None
     assert parse_retry_after(None, now) is None
+    # The obsolete forms a recipient must still read (RFC 9110 5.6.7): RFC 850 and asctime.
+    in_7s = datetime.fromtimestamp(now + 7, tz=UTC)
+    assert parse_retry_after(in_7s.strftime("%A, %d-%b-%y %H:%M:%S GMT"), now) == pytest.approx(7.0)
+    assert parse_retry_after(in_7s.strftime("%a %b %d %H:%M:%S %Y"), now) == pytest.approx(7.0)
+    assert parse_retry_after("\u00b2", now) is None  # a digit, but not an ASCII one
+    assert parse_retry_after("1.5", now) is None and parse_retry_after("-3", now) is None
 
 
 @pytest.mark.parametrize("form", ["seconds", "http-date"])
