@@ -490,7 +490,13 @@ async def test_mutual_tls_with_certificates_made_here(tls_files: dict[str, Any])
             [unknown_ca] = await untrusting.write(events({"a": 3}))
         finally:
             await untrusting.stop()
-    assert len(server.seen) == 1 and server.seen[0].json() == {"a": 1}
+        unverified = {"verify": False, "cert_file": tls["cert_file"], "key_file": tls["key_file"]}
+        lenient = await open_target(url=server.url + "/x", tls=unverified)  # no ca_file: trusts anyone
+        try:
+            assert await lenient.write(events({"a": 4})) == [None]
+        finally:
+            await lenient.stop()
+    assert [s.json() for s in server.seen] == [{"a": 1}, {"a": 4}]
     assert isinstance(refused, RetryableError)
     assert isinstance(unknown_ca, RetryableError) and "certificate" in str(unknown_ca).lower()
 
