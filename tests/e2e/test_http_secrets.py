@@ -234,7 +234,9 @@ async def test_no_secret_shows_anywhere(tmp_path: Path) -> None:
     ]
     assert {letter["error"]["status"] for letter in letters} == {400, 401, 503}
     assert any("**********" in letter["error"]["body"] for letter in letters)  # the echo, blanked
-    assert any("refused Basic **********" in letter["error"]["message"] for letter in letters)  # the token echo
+    assert any(
+        "refused Basic **********" in letter["error"]["message"] for letter in letters
+    )  # the token echo
     raw_secrets = [base64.b64decode(SECRETS["SW_SECRET"].removeprefix("whsec_")).decode()]
     for secret in [*SECRETS.values(), ACCESS_TOKEN, BASIC, ECHO_BASIC, *raw_secrets]:
         for where, text in outputs.items():
