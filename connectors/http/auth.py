@@ -159,8 +159,11 @@ class OAuthCredentials:
                 retry_after = resp.headers.get("Retry-After")
         except TimeoutError:
             raise HttpRetryableError(f"{where}: timed out") from None
+        except aiohttp.InvalidURL:  # its text is the whole URL, user info included
+            raise HttpFatalError(f"{where}: invalid URL") from None
         except aiohttp.ClientError as exc:
-            raise HttpRetryableError(f"{where}: {type(exc).__name__}: {exc}") from None
+            said = str(exc).replace(self._url, safe_url(self._url))  # no user info
+            raise HttpRetryableError(f"{where}: {type(exc).__name__}: {said}") from None
         document = _json_object(body)
         if status != 200:
             # A careless token endpoint may echo what it got (the client secret, the Basic header).

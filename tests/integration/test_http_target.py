@@ -257,6 +257,22 @@ async def test_a_token_endpoint_that_echoes_the_credentials_has_them_blanked(cli
     assert "hush-hush" not in str(outcome) and basic not in str(outcome)
 
 
+async def test_an_invalid_token_url_fails_for_good_without_its_user_info() -> None:
+    auth = {
+        "kind": "oauth_client_credentials",
+        "token_url": "http://app:url-s3cret@[::1/token",  # an unclosed IPv6 bracket
+        "client_id": "app",
+        "client_secret": "hush-hush",
+    }
+    target = await open_target(url="http://127.0.0.1:9/api", auth=auth)
+    try:
+        [outcome] = await target.write(events({"a": 1}))
+    finally:
+        await target.stop()
+    assert isinstance(outcome, HttpFatalError)
+    assert "Invalid IPv6 URL" in str(outcome) and "url-s3cret" not in str(outcome)
+
+
 # ------------------------------------------------------------------ outcomes
 
 
@@ -531,6 +547,8 @@ def test_options_refuse_mistakes_in_one_line() -> None:
     assert "status codes in both retry_on and fail_on: 409" in error(retry_on=[409], fail_on=[409])
     assert "not HTTP status codes: 99" in error(retry_on=[99])
     assert "cert_file and key_file go together" in error(tls={"cert_file": "c.pem"})
+    oauth = {"kind": "oauth_client_credentials", "client_id": "a", "client_secret": "s"}
+    assert "token_url must start with http" in error(auth={**oauth, "token_url": "auth.example.com/token"})
     with pytest.raises(ValueError, match="url must start with http"):
         HttpTargetOptions.model_validate({"url": "ftp://a/x"})
     secret = HttpTargetOptions.model_validate(
