@@ -40,7 +40,12 @@ class RetryPolicy:
         if isinstance(failure.error, FatalError) or failure.attempts >= self.config.max_attempts:
             return True
         age = self.config.max_event_age
-        return age is not None and now_monotonic - failure.received_at >= age
+        if age is None:
+            return False
+        # A wait the other system asked for (Retry-After) that ends past the event's age
+        # limit would hold its partition that long only to give up then: give up now.
+        too_old_at = failure.received_at + age
+        return now_monotonic >= too_old_at or failure.not_before >= too_old_at
 
 
 def dead_letter_record(

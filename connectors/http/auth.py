@@ -25,13 +25,24 @@ from connectors.http.errors import HttpFatalError, HttpRetryableError, parse_ret
 from connectors.http.options import ClientAuthOptions
 from pipes.clock import Clock
 
-__all__ = ["Credentials", "OAuthCredentials", "StaticCredentials", "credentials_for"]
+__all__ = ["Credentials", "OAuthCredentials", "StaticCredentials", "blank_secrets", "credentials_for"]
+
+#: What a secret is replaced with wherever a server echoes it back.
+MASK = "**********"
 
 #: A token is refreshed this long before the expiry its server gave (at most a tenth of its life).
 _EARLY_S = 30.0
 #: After a failed token request, requests fail with its error for this long instead of asking
 #: again each (a batch of requests must not become a storm against a token endpoint that is down).
 _FAILURE_HOLD_S = 1.0
+
+
+def blank_secrets(text: str, secrets: list[str]) -> str:
+    """``text`` with every secret of ``secrets`` (four characters or more) replaced by ``MASK``."""
+    for secret in secrets:
+        if len(secret) >= 4 and secret in text:
+            text = text.replace(secret, MASK)
+    return text
 
 
 class Credentials(Protocol):
@@ -84,6 +95,8 @@ class OAuthCredentials:
         if options.audience:
             self._form["audience"] = options.audience
         self._in_body = options.client_auth == "body"
+        pair = f"{_form_quote(self._client_id)}:{_form_quote(self._secret)}".encode()
+        self._client_basic = base64.b64encode(pair).decode("ascii")
         self._session = session
         self._clock = clock
         self._header: dict[str, str] | None = None
@@ -122,7 +135,7 @@ class OAuthCredentials:
         return True
 
     def secrets(self) -> list[str]:
-        found = [self._secret]
+        found = [self._secret, self._client_basic]
         if self._header is not None:
             token = self._header["Authorization"]
             found += [token, token.removeprefix("Bearer ")]
@@ -135,8 +148,7 @@ class OAuthCredentials:
             form["client_id"] = self._client_id
             form["client_secret"] = self._secret
         else:
-            pair = f"{_form_quote(self._client_id)}:{_form_quote(self._secret)}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+            headers["Authorization"] = "Basic " + self._client_basic
         where = f"oauth token request to {safe_url(self._url)}"
         try:
             async with self._session.post(
@@ -147,12 +159,18 @@ class OAuthCredentials:
                 retry_after = resp.headers.get("Retry-After")
         except TimeoutError:
             raise HttpRetryableError(f"{where}: timed out") from None
+        except aiohttp.InvalidURL:  # its text is the whole URL, user info included
+            raise HttpFatalError(f"{where}: invalid URL") from None
         except aiohttp.ClientError as exc:
-            raise HttpRetryableError(f"{where}: {type(exc).__name__}: {exc}") from None
+            said = str(exc).replace(self._url, safe_url(self._url))  # no user info
+            raise HttpRetryableError(f"{where}: {type(exc).__name__}: {said}") from None
         document = _json_object(body)
         if status != 200:
+            # A careless token endpoint may echo what it got (the client secret, the Basic header).
             said = {
-                k: document[k] for k in ("error", "error_description") if isinstance(document.get(k), str)
+                k: blank_secrets(document[k], self.secrets())
+                for k in ("error", "error_description")
+                if isinstance(document.get(k), str)
             }
             message = f"{where}: HTTP {status}" + (f" {orjson.dumps(said).decode()}" if said else "")
             if status in (408, 429) or status >= 500:

@@ -1,7 +1,8 @@
 """The enricher's response cache: least recently used, each entry valid for ``ttl``.
 
-Keyed by what makes a request: method, rendered URL with its query, and the
-body bytes. It holds answer bodies (bytes), so that each hit decodes its own
+Keyed by what makes a request: method, rendered URL with its query, the
+rendered headers (a per-tenant header asks a different question) and the body
+bytes. It holds answer bodies (bytes), so that each hit decodes its own
 copy and no two events ever share one mutable result.
 """
 

@@ -22,7 +22,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from connectors.http.auth import Credentials, credentials_for
+from connectors.http.auth import Credentials, blank_secrets, credentials_for
 from connectors.http.errors import (
     BODY_EXCERPT_BYTES,
     HttpFatalError,
@@ -179,12 +179,7 @@ class HttpClient:
     def redact(self, text: str) -> str:
         """``text`` with every secret of the credentials blanked (a server may echo what it got)."""
         credentials = self._credentials
-        if credentials is None:
-            return text
-        for secret in credentials.secrets():
-            if len(secret) >= 4 and secret in text:
-                text = text.replace(secret, "**********")
-        return text
+        return text if credentials is None else blank_secrets(text, credentials.secrets())
 
 
 async def _read(resp: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:

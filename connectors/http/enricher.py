@@ -5,8 +5,8 @@ record, or goes under ``into:`` (the runner does that for every enricher).
 With ``body: batch`` one request carries a JSON array of the events' payloads
 and the answer must be an array of as many results, mapped back by position.
 
-Equal requests of one batch are sent once; with ``cache`` an answer is reused
-for ``ttl``. A 404 may mean "no result" (``not_found: keep`` gives null,
+Equal requests of one batch (method, URL with query, headers and body alike)
+are sent once; with ``cache`` an answer is reused for ``ttl``. A 404 may mean "no result" (``not_found: keep`` gives null,
 ``drop`` drops the event), otherwise status codes mean what they mean for the
 target (``connectors.http.errors``).
 """
@@ -135,7 +135,7 @@ class HttpEnricher(Enricher):
         for index, request in enumerate(requests):
             if request is None:
                 continue
-            key = (request.method, str(request.url), request.data)
+            key = (request.method, str(request.url), tuple(sorted(request.headers.items())), request.data)
             if cache is not None:
                 hit = cache.get(key)
                 if hit is not None:

@@ -17,6 +17,7 @@ query or user info: those are where credentials hide.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
@@ -88,14 +89,15 @@ def parse_retry_after(value: str | None, now_wall_s: float) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
+        # IMF-fixdate, and the obsolete RFC 850 and asctime forms RFC 9110 still asks us to read.
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
-    if when.tzinfo is None:  # an HTTP date is GMT by definition
-        return None
+    if when.tzinfo is None:  # asctime has no zone: an HTTP date is GMT by definition
+        when = when.replace(tzinfo=UTC)
     return max(0.0, when.timestamp() - now_wall_s)
 
 

@@ -75,6 +75,13 @@ class ClientAuthOptions(ConnectorOptions):
         "RFC 6749 default) or as form fields (body).",
     )
 
+    @field_validator("token_url")
+    @classmethod
+    def _token_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.strip().lower().startswith(("http://", "https://")):
+            raise ValueError("token_url must start with http:// or https://")
+        return url
+
     @model_validator(mode="after")
     def _keys_of_kind(self) -> Self:
         needs = _NEEDS[self.kind]

@@ -474,11 +474,25 @@ class WebhookSource(Source):
                 await clock.sleep(wait)
                 continue
             now = clock.monotonic()
+            expired = 0
             while timers and timers[0][0] <= now:
                 _, answer = timers.popleft()
                 if not answer.done():
                     answer.set_result(UNAVAILABLE)
                     self.timed_out += 1
+                    expired += 1
+            if expired:
+                self._forget_answered()
+
+    def _forget_answered(self) -> None:
+        """Drop unread requests that were already answered (503): their senders send them again.
+
+        Without this a pipe that stays full (a target that is down) would keep
+        every timed-out body its retrying senders post, growing without bound.
+        """
+        for partition, queue in self._queues.items():
+            if any(answer.done() for _, answer in queue):
+                self._queues[partition] = deque(item for item in queue if not item[1].done())
 
 
 def _answer(answer: asyncio.Future[int], status: int) -> None:

@@ -16,6 +16,7 @@ import hmac
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +36,12 @@ SECRETS = {
     "CLIENT_SECRET": "client-S3cret-4",
     "HOOK_TOKEN": "hook-S3cret-5",
     "GITHUB_SECRET": "gh-S3cret-6",
+    "ECHO_SECRET": "echo-S3cret-8",
+    "SW_SECRET": "whsec_" + base64.b64encode(b"sw-S3cret-9").decode(),
 }
 ACCESS_TOKEN = "access-S3cret-7"
 BASIC = base64.b64encode(b"ann:pw-S3cret-1").decode()
+ECHO_BASIC = base64.b64encode(b"app:echo-S3cret-8").decode()
 
 
 def target_pipe(name: str, url: str, auth: dict[str, Any]) -> dict[str, Any]:
@@ -57,6 +61,9 @@ async def test_no_secret_shows_anywhere(tmp_path: Path) -> None:
         def respond(seen: Seen) -> web.StreamResponse:
             if seen.path == "/token":
                 return web.json_response({"access_token": ACCESS_TOKEN, "expires_in": 3600})
+            if seen.path == "/token-refused":  # a token endpoint that echoes the credentials it refuses
+                said = f"refused {seen.headers.get('Authorization')}"
+                return web.json_response({"error": "invalid_client", "error_description": said}, status=401)
             echoed = {k: v for k, v in seen.headers.items() if k.lower() in ("authorization", "x-api-key")}
             if int(seen.query["n"]) % 2:  # every other event is refused, the credentials echoed back
                 return web.json_response({"error": "refused", "you_sent": echoed}, status=400)
@@ -83,6 +90,27 @@ async def test_no_secret_shows_anywhere(tmp_path: Path) -> None:
                     "client_secret": "${CLIENT_SECRET}",
                 },
             ),
+            target_pipe(
+                "oauth-echo",
+                server.url,
+                {
+                    "kind": "oauth_client_credentials",
+                    "token_url": server.url + "/token-refused",
+                    "client_id": "app",
+                    "client_secret": "${ECHO_SECRET}",
+                },
+            ),
+            {
+                "name": "standard",
+                "source": {
+                    "type": "webhook",
+                    "listen": "127.0.0.1:0",
+                    "paths": ["/standard"],
+                    "auth": {"kind": "standard_webhooks", "secrets": ["${SW_SECRET}"]},
+                },
+                "target": {"type": "file", "path": "standard.jsonl"},
+                "log_level": "TRACE",
+            },
             {
                 "name": "hook",
                 "source": {
@@ -128,6 +156,7 @@ async def test_no_secret_shows_anywhere(tmp_path: Path) -> None:
             admin = await _found(log, r"admin API on (http://127\.0\.0\.1:\d+)")
             hook_base = await _found(log, r"address=(http://127\.0\.0\.1:\d+) paths=\['/hook'\]")
             github_base = await _found(log, r"address=(http://127\.0\.0\.1:\d+) paths=\['/github'\]")
+            standard_base = await _found(log, r"address=(http://127\.0\.0\.1:\d+) paths=\['/standard'\]")
             async with aiohttp.ClientSession() as session:
                 for token in ("wrong-token", SECRETS["HOOK_TOKEN"]):
                     async with session.post(
@@ -143,7 +172,19 @@ async def test_no_secret_shows_anywhere(tmp_path: Path) -> None:
                         github_base + "/github", data=body, headers={"X-Hub-Signature-256": signature}
                     ) as resp:
                         answers.append(f"{resp.status} {await resp.text()}")
-                assert [a[:3] for a in answers] == ["401", "200", "401", "200"]
+                key = base64.b64decode(SECRETS["SW_SECRET"].removeprefix("whsec_"))
+                stamp = str(int(time.time()))
+                signed = f"msg_1.{stamp}.".encode() + body
+                good = "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+                for signature in ("v1,AAAA", good):
+                    headers = {
+                        "webhook-id": "msg_1",
+                        "webhook-timestamp": stamp,
+                        "webhook-signature": signature,
+                    }
+                    async with session.post(standard_base + "/standard", data=body, headers=headers) as resp:
+                        answers.append(f"{resp.status} {await resp.text()}")
+                assert [a[:3] for a in answers] == ["401", "200", "401", "200", "401", "200"]
 
                 def dead_letters() -> int:
                     return sum(
@@ -151,10 +192,20 @@ async def test_no_secret_shows_anywhere(tmp_path: Path) -> None:
                     )
 
                 deadline = asyncio.get_running_loop().time() + 60
-                while dead_letters() < 16:  # 3 refused + 1 retried-out per target pipe
+                while dead_letters() < 22:  # 3 refused + 1 retried-out per target pipe; 6 without a token
                     assert asyncio.get_running_loop().time() < deadline, "dead letters did not arrive"
                     await asyncio.sleep(0.05)
-                for path in ("/pipes", *(f"/pipes/{p['name']}" for p in pipes), "/metrics"):
+                names = [p["name"] for p in pipes]
+                for path in (
+                    "/pipes",
+                    "/metrics",
+                    "/systems",
+                    "/rates",
+                    *(f"/pipes/{name}" for name in names),
+                    *(f"/pipes/{name}/definition" for name in names),
+                    *(f"/pipes/{name}/dead-letters" for name in names),
+                    *(f"/pipes/{name}/dead-letters/records" for name in names),
+                ):
                     async with session.get(admin + path) as resp:
                         answers.append(await resp.text())
             status = await asyncio.create_subprocess_exec(
@@ -181,9 +232,13 @@ async def test_no_secret_shows_anywhere(tmp_path: Path) -> None:
     letters = [
         json.loads(line) for text in written(tmp_path, "dlq-*.jsonl").values() for line in text.splitlines()
     ]
-    assert {letter["error"]["status"] for letter in letters} == {400, 503}
+    assert {letter["error"]["status"] for letter in letters} == {400, 401, 503}
     assert any("**********" in letter["error"]["body"] for letter in letters)  # the echo, blanked
-    for secret in [*SECRETS.values(), ACCESS_TOKEN, BASIC]:
+    assert any(
+        "refused Basic **********" in letter["error"]["message"] for letter in letters
+    )  # the token echo
+    raw_secrets = [base64.b64decode(SECRETS["SW_SECRET"].removeprefix("whsec_")).decode()]
+    for secret in [*SECRETS.values(), ACCESS_TOKEN, BASIC, ECHO_BASIC, *raw_secrets]:
         for where, text in outputs.items():
             assert secret not in text, f"{secret} shows in {where}"
 

@@ -118,6 +118,29 @@ async def test_answers_are_cached_for_their_ttl() -> None:
             await enricher.stop()
 
 
+@pytest.mark.parametrize("cache", [None, {"ttl": "1m"}])
+async def test_requests_that_differ_only_in_a_header_are_not_taken_for_one(cache: Any) -> None:
+    # The same URL asked for two tenants: each event must get its own tenant's answer.
+    async with Recorder() as server:
+        server.respond = lambda seen: web.json_response({"tenant": seen.headers["X-Tenant"]})
+        options: dict[str, Any] = {
+            "url": server.url + "/settings",
+            "headers": {"X-Tenant": "<$.body.tenant>"},
+        }
+        if cache is not None:
+            options["cache"] = cache
+        enricher = await open_enricher(**options)
+        try:
+            bodies = [{"tenant": t} for t in ("a", "b", "a")]
+            first = await enricher.enrich(events(*bodies))
+            again = await enricher.enrich(events(*reversed(bodies)))
+        finally:
+            await enricher.stop()
+    assert first == [[{"tenant": "a"}], [{"tenant": "b"}], [{"tenant": "a"}]]
+    assert again == [[{"tenant": "a"}], [{"tenant": "b"}], [{"tenant": "a"}]]
+    assert len(server.seen) == (2 if cache else 4)
+
+
 async def test_post_with_a_template_body() -> None:
     async with Recorder() as server:
         server.respond = lambda seen: web.json_response({"score": len(seen.json()["items"])})

@@ -227,6 +227,52 @@ async def test_a_refused_token_request_fails_the_event_for_good_without_the_secr
     assert "hush-hush" not in repr(outcome) + str(outcome.details)
 
 
+@pytest.mark.parametrize("client_auth", ["basic", "body"])
+async def test_a_token_endpoint_that_echoes_the_credentials_has_them_blanked(client_auth: str) -> None:
+    def echo(seen: Seen) -> web.StreamResponse:
+        got = f"{seen.headers.get('Authorization')} {seen.body.decode()}"
+        return web.json_response(
+            {"error": "invalid_client", "error_description": f"you sent {got}"}, status=401
+        )
+
+    async with Recorder() as server:
+        server.respond = echo
+        auth = {
+            "kind": "oauth_client_credentials",
+            "token_url": server.url + "/token",
+            "client_id": "app",
+            "client_secret": "hush-hush",
+            "client_auth": client_auth,
+        }
+        target = await open_target(url=server.url + "/api", auth=auth)
+        try:
+            [outcome] = await target.write(events({"a": 1}))
+        finally:
+            await target.stop()
+    assert isinstance(outcome, HttpFatalError)
+    basic = "YXBwOmh1c2gtaHVzaA=="  # app:hush-hush
+    sent = f"{server.seen[0].headers.get('Authorization')} {server.seen[0].body.decode()}"
+    assert ("hush-hush" in sent) if client_auth == "body" else (basic in sent)
+    assert "you sent" in str(outcome) and "**********" in str(outcome)
+    assert "hush-hush" not in str(outcome) and basic not in str(outcome)
+
+
+async def test_an_invalid_token_url_fails_for_good_without_its_user_info() -> None:
+    auth = {
+        "kind": "oauth_client_credentials",
+        "token_url": "http://app:url-s3cret@[::1/token",  # an unclosed IPv6 bracket
+        "client_id": "app",
+        "client_secret": "hush-hush",
+    }
+    target = await open_target(url="http://127.0.0.1:9/api", auth=auth)
+    try:
+        [outcome] = await target.write(events({"a": 1}))
+    finally:
+        await target.stop()
+    assert isinstance(outcome, HttpFatalError)
+    assert "Invalid IPv6 URL" in str(outcome) and "url-s3cret" not in str(outcome)
+
+
 # ------------------------------------------------------------------ outcomes
 
 
@@ -240,6 +286,12 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     )
     assert parse_retry_after("soon", now) is None
     assert parse_retry_after(None, now) is None
+    # The obsolete forms a recipient must still read (RFC 9110 5.6.7): RFC 850 and asctime.
+    in_7s = datetime.fromtimestamp(now + 7, tz=UTC)
+    assert parse_retry_after(in_7s.strftime("%A, %d-%b-%y %H:%M:%S GMT"), now) == pytest.approx(7.0)
+    assert parse_retry_after(in_7s.strftime("%a %b %d %H:%M:%S %Y"), now) == pytest.approx(7.0)
+    assert parse_retry_after("\u00b2", now) is None  # a digit, but not an ASCII one
+    assert parse_retry_after("1.5", now) is None and parse_retry_after("-3", now) is None
 
 
 @pytest.mark.parametrize("form", ["seconds", "http-date"])
@@ -264,6 +316,26 @@ async def test_429_with_retry_after_waits_at_least_that_long(channels: dict[str,
     assert second.at - first.at >= 2.0
     assert second.at - first.at < 3.2  # and not much longer: the backoff here is at most 50ms
     assert runner.stats.delivered == 1 and runner.stats.retried == 1
+
+
+async def test_a_retry_after_past_the_events_age_limit_dead_letters_it_at_once(
+    channels: dict[str, str],
+) -> None:
+    clock = ManualClock()
+    async with Recorder(clock=clock) as server:
+        next_week = format_datetime(datetime.fromtimestamp(clock.wall() + 7 * 86400, tz=UTC), usegmt=True)
+        server.respond = lambda seen: web.json_response(
+            {"error": "come back next week"}, status=503, headers={"Retry-After": next_week}
+        )
+        channel(channels["in"]).put({"n": 1})
+        pipe = http_pipe(
+            channels, {"url": server.url + "/x"}, retry={"max_attempts": 5, "max_event_age": "1h"}
+        )
+        runner = runner_for(pipe, clock)
+        await run_to_end(runner, clock, step=0.05)
+    assert len(server.seen) == 1
+    [letter] = channel(channels["dlq"]).written
+    assert (letter["attempts"], letter["error"]["status"]) == (1, 503)
 
 
 async def test_a_500_storm_is_retried_then_dead_lettered_with_status_and_body_excerpt(
@@ -434,7 +506,13 @@ async def test_mutual_tls_with_certificates_made_here(tls_files: dict[str, Any])
             [unknown_ca] = await untrusting.write(events({"a": 3}))
         finally:
             await untrusting.stop()
-    assert len(server.seen) == 1 and server.seen[0].json() == {"a": 1}
+        unverified = {"verify": False, "cert_file": tls["cert_file"], "key_file": tls["key_file"]}
+        lenient = await open_target(url=server.url + "/x", tls=unverified)  # no ca_file: trusts anyone
+        try:
+            assert await lenient.write(events({"a": 4})) == [None]
+        finally:
+            await lenient.stop()
+    assert [s.json() for s in server.seen] == [{"a": 1}, {"a": 4}]
     assert isinstance(refused, RetryableError)
     assert isinstance(unknown_ca, RetryableError) and "certificate" in str(unknown_ca).lower()
 
@@ -469,6 +547,8 @@ def test_options_refuse_mistakes_in_one_line() -> None:
     assert "status codes in both retry_on and fail_on: 409" in error(retry_on=[409], fail_on=[409])
     assert "not HTTP status codes: 99" in error(retry_on=[99])
     assert "cert_file and key_file go together" in error(tls={"cert_file": "c.pem"})
+    oauth = {"kind": "oauth_client_credentials", "client_id": "a", "client_secret": "s"}
+    assert "token_url must start with http" in error(auth={**oauth, "token_url": "auth.example.com/token"})
     with pytest.raises(ValueError, match="url must start with http"):
         HttpTargetOptions.model_validate({"url": "ftp://a/x"})
     secret = HttpTargetOptions.model_validate(

@@ -491,3 +491,29 @@ async def test_an_unusable_address_is_retried_and_bad_tls_files_fail(
     with pytest.raises(FatalError, match="cannot load tls_cert_file/tls_key_file"):
         await source.start(SourceContext(pipe="t"))
     await source.stop()
+
+
+async def test_requests_answered_503_while_the_pipe_is_full_are_not_kept(channels: dict[str, str]) -> None:
+    # A target that stays down fills the in-flight bound; senders keep retrying. Each
+    # request that timed out unread is the sender's to send again: the source keeps none.
+    clock = ManualClock()
+    out = channel(channels["out"])
+    out.hold = asyncio.Event()
+    pipe = webhook_pipe(channels, ack_timeout="1s", pipe={"max_in_flight": 2})
+    async with running(pipe, clock) as runner, aiohttp.ClientSession() as session:
+        source = runner.source
+        assert isinstance(source, WebhookSource)
+        try:
+            for round_ in range(10):
+                sent = [
+                    asyncio.create_task(post(session, url(runner), b'{"n": %d}' % (2 * round_ + i)))
+                    for i in range(2)
+                ]
+                await wait_until(lambda r=round_: source.accepted == 2 * r + 2, what="two requests queued")
+                await clock.advance(1.1)
+                assert [(await s)[0] for s in sent] == [503, 503]
+            queued = sum(source.lag().values())  # type: ignore[union-attr]
+        finally:
+            out.hold.set()
+    assert queued == 0
+    assert out.written == [{"n": 0}, {"n": 1}]  # the two the target held; none of the 503s after them

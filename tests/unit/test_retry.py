@@ -36,6 +36,19 @@ def test_gives_up_on_fatal_errors_attempts_and_age() -> None:
     )
 
 
+def test_gives_up_when_the_asked_for_wait_ends_past_the_age_limit() -> None:
+    policy = RetryPolicy(RetryConfig(max_attempts=10, max_event_age=60.0))
+    soon, late = failure(RetryableError("429", 5.0), 1), failure(RetryableError("429", 3600.0), 1)
+    soon.not_before, late.not_before = 105.0, 3700.0  # received at 100: too old from 160 on
+    assert not policy.gives_up(soon, 100.0)
+    assert policy.gives_up(late, 100.0)
+    late.not_before = 159.9
+    assert not policy.gives_up(late, 100.0)
+    without_age = RetryPolicy(RetryConfig(max_attempts=10, max_event_age=None))
+    late.not_before = 1e9
+    assert not without_age.gives_up(late, 100.0)  # no age limit: wait as long as asked
+
+
 def test_dead_letter_record_layout() -> None:
     event = Event(record={"body": 1}, partition="p", position=0)
     failed = Failure(event, Stage.TARGET, 0, RetryableError("down"), 2, 0.0, 1.5)

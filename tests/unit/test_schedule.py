@@ -112,6 +112,28 @@ async def test_cron_in_a_time_zone(channels: dict[str, str]) -> None:
     assert again == ["2023-11-17T08:30:00.000Z"]
 
 
+@pytest.mark.parametrize(
+    ("mode", "after_restart"),
+    [
+        # Down from 23:13:20 to 02:50:00 UTC (23:40 ... 02:40 missed), then an hour running.
+        ("all", ["23:40", "00:40", "01:40", "02:40", "03:40"]),
+        ("latest", ["02:40", "03:40"]),
+        ("none", ["03:40"]),
+    ],
+)
+async def test_cron_across_a_restart_catches_up_as_told(
+    channels: dict[str, str], mode: str, after_restart: list[str]
+) -> None:
+    store = MemoryCheckpointStore()
+    # Ten past each hour in Kolkata (UTC+05:30) is twenty to each hour in UTC.
+    pipe = schedule_pipe(channels, cron="10 * * * *", timezone="Asia/Kolkata", catch_up=mode)
+    first = await run_for(pipe, store, START, 3600, step=100)  # 22:13:20 .. 23:13:20 UTC
+    assert first == ["2023-11-14T22:40:00.000Z"]
+    again = await run_for(pipe, store, START + 16600, 3600, step=100)  # 02:50:00 .. 03:50:00 UTC
+    assert [t[11:16] for t in again] == after_restart
+    assert len(set(first + again)) == len(first + again), "nothing fires twice"
+
+
 async def test_once_fires_what_is_due_at_start_and_ends(channels: dict[str, str]) -> None:
     store = MemoryCheckpointStore()
     store.saved["tick"] = {"schedule": "2023-11-14T22:00:00.000Z"}
