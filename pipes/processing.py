@@ -30,6 +30,9 @@ from pipes.trace import EventTrace
 
 __all__ = ["BatchProcessor", "Prepared"]
 
+#: What a log line without execution data says of an error: what happened, not what it quotes.
+_ERROR_FACTS = ("type", "message", "status")
+
 
 @dataclass(slots=True, eq=False)
 class Prepared:
@@ -355,12 +358,16 @@ class BatchProcessor:
         event = failure.event
         earlier = self.earlier_dead_letter(event) if self.earlier_dead_letter is not None else None
         record = dead_letter_record(self.pipe, failure, earlier)
+        error = record["error"]
+        if not self.log.execution_data:
+            # A connector's details may quote what the event held (a response body): data.
+            error = {key: error[key] for key in _ERROR_FACTS if key in error}
         self.log.warning(
             "event_dead_lettered",
             stage=str(failure.stage),
             partition=event.partition,
             position=event.position,
-            error=record["error"],
+            error=error,
             **self.log.data(record=record["record"]),
         )
         return Event(record, event.partition, event.position, "", payload=record)

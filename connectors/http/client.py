@@ -13,8 +13,9 @@ raised: the caller maps everything onto per-event outcomes.
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,9 @@ from pipes.clock import Clock
 from pipes.errors import FatalError
 
 __all__ = ["Answer", "HttpClient", "Request", "ssl_context"]
+
+#: Header names whose values an execution log never shows (they carry credentials).
+_SECRET_HEADER = re.compile(r"auth|cookie|token|secret|key|passw|signature", re.IGNORECASE)
 
 
 @dataclass(slots=True)
@@ -118,6 +122,12 @@ class HttpClient:
 
     async def send(self, request: Request) -> Answer | HttpRetryableError | HttpFatalError:
         """The server's answer to ``request``, or the error that kept it from answering."""
+        answer = await self._send(request)
+        if not isinstance(answer, Answer) and answer.execution_data is None:
+            answer.execution_data = self.exchange(request, None)
+        return answer
+
+    async def _send(self, request: Request) -> Answer | HttpRetryableError | HttpFatalError:
         session, credentials = self._session, self._credentials
         assert session is not None and credentials is not None, "send before open"
         async with self._slots:
@@ -174,7 +184,38 @@ class HttpClient:
                     status=status,
                     body=excerpt,
                 )
+        error.execution_data = self.exchange(request, answer)
         return error
+
+    def exchange(self, request: Request, answer: Answer | None) -> dict[str, Any]:
+        """The request and the response (None: there was none) as an execution log shows them.
+
+        It may hold personal data (the response body), so the pipe logs it only
+        when asked to (``pipes.trace``). Credentials stay out: the client adds
+        them only when sending, headers named like secrets are blanked, and so
+        is every secret of the credentials that a server echoes back. The
+        request's body is the event's payload, which the log line carries already.
+        """
+        data: dict[str, Any] = {
+            "request": {
+                "method": request.method,
+                "url": safe_url(request.url),
+                "headers": self._shown(request.headers.items()),
+            }
+        }
+        if answer is not None:
+            data["response"] = {
+                "status": answer.status,
+                "headers": self._shown(answer.headers.items()),
+                "body": self.redact(answer.excerpt()),
+            }
+        return data
+
+    def _shown(self, headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+        return {
+            name: "**********" if _SECRET_HEADER.search(name) else self.redact(value)
+            for name, value in headers
+        }
 
     def redact(self, text: str) -> str:
         """``text`` with every secret of the credentials blanked (a server may echo what it got)."""

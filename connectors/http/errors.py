@@ -10,8 +10,11 @@ The outcome of a request is decided here and nowhere else:
 
 A failed answer's error carries ``details`` (``status`` and the first KiB of
 the response body), which ``pipes.retry.dead_letter_record`` adds to the dead
-letter's ``error`` object. Messages name the method and the URL without its
-query or user info: those are where credentials hide.
+letter's ``error`` object, and ``execution_data`` (the request and the
+response), which the pipe's log shows only when it includes execution data
+(``log: {include_execution_data: true}``, ``pipes.trace``). Messages name the
+method and the URL without its query or user info: those are where
+credentials hide.
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ class HttpRetryableError(RetryableError):
         self.status = status
         self.body = body
         self.details: dict[str, Any] = _details(status, body)
+        #: The request and the response, for execution logs (``HttpClient.exchange``); None when unknown.
+        self.execution_data: dict[str, Any] | None = None
 
 
 class HttpFatalError(FatalError):
@@ -64,6 +69,8 @@ class HttpFatalError(FatalError):
         self.status = status
         self.body = body
         self.details: dict[str, Any] = _details(status, body)
+        #: The request and the response, for execution logs (``HttpClient.exchange``); None when unknown.
+        self.execution_data: dict[str, Any] | None = None
 
 
 def _details(status: int | None, body: str | None) -> dict[str, Any]:

@@ -121,10 +121,14 @@ class HttpTarget(Target):
 
 def _shared(outcome: Outcome) -> Outcome:
     """One error per event: the runner may annotate each failure on its own."""
+    shared: Outcome
     if isinstance(outcome, HttpRetryableError):
-        return HttpRetryableError(str(outcome), outcome.retry_after_s, outcome.status, outcome.body)
-    if isinstance(outcome, HttpFatalError):
-        return HttpFatalError(str(outcome), outcome.status, outcome.body)
-    if isinstance(outcome, FatalError):
+        shared = HttpRetryableError(str(outcome), outcome.retry_after_s, outcome.status, outcome.body)
+    elif isinstance(outcome, HttpFatalError):
+        shared = HttpFatalError(str(outcome), outcome.status, outcome.body)
+    elif isinstance(outcome, FatalError):
         return FatalError(str(outcome))
-    return outcome
+    else:
+        return outcome
+    shared.execution_data = outcome.execution_data
+    return shared

@@ -63,9 +63,11 @@ class PartitionReader:
     async def start(self) -> None:
         try:
             await self._consumer.start()
-        except KafkaConnectionError as exc:
-            raise RetryableError(f"kafka: cannot reach {self.options.servers()}: {exc}") from exc
         except KafkaError as exc:
+            with suppress(Exception):  # a consumer that failed to start still holds its client
+                await self._consumer.stop()
+            if isinstance(exc, KafkaConnectionError):
+                raise RetryableError(f"kafka: cannot reach {self.options.servers()}: {exc}") from exc
             raise FatalError(f"kafka: the broker refused the client: {exc}") from exc
         self._started = True
 

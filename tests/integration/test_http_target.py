@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import ssl
 import time
 from datetime import UTC, datetime
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 import trustme
 from aiohttp import web
 from helpers import wait_until
@@ -23,6 +26,7 @@ from pipes.clock import ManualClock
 from pipes.connector import ConnectorContext
 from pipes.errors import FatalError, RetryableError
 from pipes.events import Event
+from pipes.observe import configure_logging
 from pipes.testing import channel
 
 pytestmark = pytest.mark.integration
@@ -374,6 +378,63 @@ async def test_a_400_is_dead_lettered_at_once(channels: dict[str, str]) -> None:
     assert letter["error"]["type"] == "HttpFatalError"
     assert letter["error"]["status"] == 400
     assert letter["error"]["body"] == '{"error": "missing field sku"}'
+
+
+@pytest.mark.parametrize("include", [True, False])
+async def test_a_failed_request_and_its_response_are_logged_only_as_execution_data(
+    channels: dict[str, str], include: bool
+) -> None:
+    """AWS's awsRequest / awsResponse: the event_failed TRACE line, with execution data asked for only."""
+    async with Recorder() as server:
+        server.respond = lambda seen: web.json_response(
+            {"error": "no such customer ann@example.com", "echo": seen.headers.get("Authorization")},
+            status=422,
+            headers={"X-Trace": "t-1", "Set-Cookie": "session=s3cr3t"},
+        )
+        channel(channels["in"]).put({"email": "ann@example.com"})
+        clock = ManualClock()
+        stream = io.StringIO()
+        output = configure_logging("json", stream=stream)
+        try:
+            target = {
+                "url": server.url + "/customers?api_key=in-query",
+                "headers": {"X-Api-Key": "k-123456", "X-Tenant": "shop"},
+                "auth": {"kind": "bearer", "token": "tok-abcdef"},
+            }
+            log = {"level": "TRACE", "include_execution_data": include}
+            runner = runner_for(http_pipe(channels, target, log=log), clock)
+            await run_to_end(runner, clock, step=0.05)
+        finally:
+            output.close()
+            structlog.reset_defaults()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    (failed,) = [line for line in lines if line["event"] == "event_failed"]
+    assert failed["stage"] == "target" and "HTTP 422" in failed["error"]
+    (dead,) = [line for line in lines if line["event"] == "event_dead_lettered"]
+    if not include:
+        assert "execution_data" not in failed and "ann@example.com" not in stream.getvalue()
+        assert dead["error"] == {
+            "type": "HttpFatalError",
+            "message": failed["error"].split(": ", 1)[1],
+            "status": 422,
+        }
+        return
+    assert "ann@example.com" in dead["error"]["body"]
+    data = failed["execution_data"]
+    assert data["request"] == {
+        "method": "POST",
+        "url": f"{server.url}/customers",
+        "headers": {"X-Api-Key": "**********", "X-Tenant": "shop", "Content-Type": "application/json"},
+    }
+    response = data["response"]
+    assert response["status"] == 422
+    assert response["headers"]["X-Trace"] == "t-1" and response["headers"]["Set-Cookie"] == "**********"
+    assert json.loads(response["body"]) == {
+        "error": "no such customer ann@example.com",
+        "echo": "Bearer **********",
+    }
+    for secret in ("tok-abcdef", "k-123456", "s3cr3t", "in-query"):
+        assert secret not in stream.getvalue()
 
 
 async def test_retry_on_and_fail_on_override_the_defaults() -> None:

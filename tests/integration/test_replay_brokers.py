@@ -24,10 +24,11 @@ from kafka_broker import KafkaBroker
 
 from connectors.memory import HUB
 from pipes.admin import make_app
-from pipes.checkpoints import FileCheckpointStore
+from pipes.checkpoints import FileCheckpointStore, MemoryCheckpointStore
 from pipes.clock import iso_utc
-from pipes.config import load_paths
+from pipes.config import load_definition, load_paths
 from pipes.daemon import Daemon
+from pipes.replay import ReplayRefused, parse_point, replay
 
 pytestmark = pytest.mark.integration
 
@@ -229,3 +230,77 @@ async def test_redis_stream_replay_from_a_time_by_entry_id(
     lines = run.lines()
     assert len(lines) == EVENTS + 3000
     assert Counter(line["i"] for line in lines[EVENTS:]) == Counter(range(7000, EVENTS))
+
+
+# ---------------------------------------------------------------------- moving forward needs --force
+
+
+async def test_kafka_replay_forward_past_unsettled_offsets_needs_force(kafka: KafkaBroker) -> None:
+    topic = await kafka.create_topic(partitions=1)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap)
+    await producer.start()
+    try:
+        for i in range(10):
+            await producer.send_and_wait(topic, b'{"i": %d}' % i, partition=0)
+    finally:
+        await producer.stop()
+    definition = load_definition(
+        {
+            "name": "stopped",
+            "source": {
+                "type": "kafka",
+                "bootstrap_servers": kafka.bootstrap,
+                "topics": [topic],
+                "group_id": kafka.group_id(),
+                "starting_position": "earliest",
+            },
+            "target": {"type": "stdout"},
+        }
+    )
+    store = MemoryCheckpointStore()
+    # The group never committed: offsets 0..4 were never settled, and moving to 5 would skip them.
+    with pytest.raises(ReplayRefused, match="--force") as refused:
+        await replay(definition, store, parse_point("5", 0))
+    (move,) = refused.value.moves
+    assert (move.old, move.new, move.events, move.forward) == (None, 4, -5, True)
+    (moved,) = await replay(definition, store, parse_point("5", 0), force=True)
+    assert (moved.old, moved.new) == (None, 4)
+    # Committed at 5 now: back to the beginning is no skip; on to 8 is one (5..7).
+    (back,) = await replay(definition, store, parse_point("beginning", 0))
+    assert (back.old, back.new, back.events, back.forward) == (4, None, 5, False)
+    await replay(definition, store, parse_point("5", 0), force=True)
+    with pytest.raises(ReplayRefused, match=r"\(3 events\)"):
+        await replay(definition, store, parse_point(f"{topic}-0=8", 0))
+
+
+async def test_redis_stream_replay_forward_past_undelivered_entries_needs_force(
+    redis_url: str, tmp_path: Path
+) -> None:
+    stream = f"forward-{tmp_path.name}"
+    client = redis.Redis.from_url(redis_url, protocol=2)
+    try:
+        for i in range(10):
+            await client.xadd(stream, {"data": b'{"i": %d}' % i}, id=f"{BASE_MS + i}-0")
+        definition = load_definition(
+            {
+                "name": "stopped",
+                "source": {"type": "redis_stream", "url": redis_url, "stream": stream, "group": "g"},
+                "target": {"type": "stdout"},
+            }
+        )
+        store = MemoryCheckpointStore()
+        start = parse_point(f"{BASE_MS + 5}-0", 0)
+        # No group yet: entries before 5 were never delivered, and setting the group after them skips them.
+        with pytest.raises(ReplayRefused, match="--force"):
+            await replay(definition, store, start)
+        assert await client.xinfo_groups(stream) == [], "nothing moved"
+        (moved,) = await replay(definition, store, start, force=True)
+        assert (moved.old, moved.new) == (None, f"{BASE_MS + 4}-0")
+        (group,) = await client.xinfo_groups(stream)
+        assert group["last-delivered-id"] == f"{BASE_MS + 4}-0".encode()
+        (back,) = await replay(definition, store, parse_point("beginning", 0))
+        assert (back.new, back.forward) == ("0-0", False)
+        with pytest.raises(ReplayRefused, match="--force"):
+            await replay(definition, store, parse_point(f"{BASE_MS + 1}-0", 0))
+    finally:
+        await client.aclose()

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
+from connectors.kafka.reading import PartitionReader
 from pipes.checkpoints import FileCheckpointStore, MemoryCheckpointStore
 from pipes.config import load_definition
 from pipes.connector import ConnectorContext
@@ -259,3 +260,18 @@ async def test_file_dead_letters_read_back_with_unreadable_lines_left_alone(
     # The unreadable line stays, waiting for a person.
     summary = (await (await open_log(loaded, store, ConnectorContext(pipe="orders"))).summary()).as_dict()
     assert (summary["count"], summary["unreadable"], summary["redriven"]) == (0, 1, 5)
+
+
+async def test_a_kafka_dead_letter_out_of_reach_is_one_error_and_leaves_no_client_open(
+    channels: dict[str, str],
+) -> None:
+    unreachable = {"type": "kafka", "bootstrap_servers": "127.0.0.1:1", "topic": "dlq"}
+    definition = load_definition({**pipe(channels), "dead_letter": unreachable})
+    with pytest.raises(RetryableError, match=r"^kafka: cannot reach [^\n]*$"):
+        await reader_for(definition).start(ConnectorContext(pipe="orders"))
+    assert definition.dead_letter is not None
+    partitions = PartitionReader(definition.dead_letter.options, "orders", "dlq")
+    with pytest.raises(RetryableError):
+        await partitions.start()
+    # aiokafka has no public word for it: an unclosed consumer warns "Unclosed AIOKafkaConsumer" when collected.
+    assert partitions._consumer._closed
