@@ -165,5 +165,6 @@ def test_webhook_tokens_and_credential_headers_typed_into_the_composer_are_never
     page.fill("[data-field='target.headers']", '{"Authorization": "Bearer ${API_TOKEN}"}')
     # Now the file is right, and what is left is to set the variable: the page says so, at the field too.
     page.wait_for_selector("p.field-error[data-error-for='target.headers']:has-text('API_TOKEN is not set')")
-    page.wait_for_selector("[data-variables] li[data-variable='API_TOKEN']:has-text('secret')")
+    listed = page.wait_for_selector("[data-variables] li[data-variable='API_TOKEN']:has-text('secret')")
+    assert "not set" in listed.inner_text()  # the page says which variables the daemon must be given
     assert "abc123" not in page.locator("[data-field='yaml']").input_value()
