@@ -92,3 +92,46 @@ def test_the_pipe_page_counts_per_stage_and_lists_the_dead_letters_with_their_er
     lines = panel.locator("ol.tap-lines li")
     assert lines.count() == counters["dead_lettered"]
     assert all("reporting db is down" in text for text in lines.all_inner_texts())
+
+
+SLOW = """
+import asyncio
+
+async def write(batch, options):
+    await asyncio.sleep(0.2)  # a target that keeps up with far less than the source offers
+"""
+
+
+def test_lag_shows_on_the_source_side_of_the_map_and_per_partition_on_the_pipe_page(
+    tmp_path: Path, start_daemon: Callable[..., RunningDaemon], page: Any
+) -> None:
+    folder = tmp_path / "pipes"
+    folder.mkdir()
+    (folder / "slow_sink.py").write_text(SLOW)
+    definition = {
+        "name": "backlog",
+        "source": {"type": "generator", "count": 1_000_000},
+        "target": {"type": "python", "function": "slow_sink:write"},
+        "batch": {"size": 10, "window": 0},
+    }
+    (folder / "backlog.yaml").write_text(json.dumps(definition))
+    daemon = start_daemon(folder)
+    wait_for(
+        lambda: (daemon.api("/pipes/backlog")[1].get("source_lag") or {}).get("generator", 0) > 0,
+        30,
+        f"the pipe to fall behind its source:\n{daemon.stderr()}",
+    )
+    log_in(page, daemon)
+    lag = page.wait_for_selector("svg.map g.lag[data-pipe='backlog']")
+    shown = int((lag.text_content() or "").strip().removeprefix("lag ").replace(",", ""))
+    assert 0 < shown <= 1_000_000
+    # On the line from the source system to the pipe: nearer the source than the target.
+    source = page.locator("svg.map g.system[data-kind='connector']").bounding_box()
+    target = page.locator("svg.map g.system[data-kind='python_function']").bounding_box()
+    box = lag.bounding_box()
+    assert source is not None and target is not None and box is not None
+    assert abs(box["x"] - source["x"]) < abs(box["x"] - target["x"])
+
+    page.click("svg.map g.pipe[data-pipe='backlog']")
+    cell = page.wait_for_selector("[data-panel='checkpoints'] tr[data-partition='generator'] td:nth-child(3)")
+    assert int(cell.inner_text().replace(",", "")) > 0
