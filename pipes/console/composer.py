@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pipes.config import FileResult, PipeDefinition, load_text
-from pipes.console.forms import secret_paths
+from pipes.console.forms import CREDENTIAL_HEADERS, secret_paths
 from pipes.models import FilterConfig, TransformConfig
 from pipes.registry import Registry, Role
 from pipes.stages import FilterStage, StageError, TransformStage
@@ -194,8 +194,13 @@ def check_text(
 
 def _plain_secrets(
     spec: dict[str, Any], role: Role, registry: Registry, pipe_dir: Path | None
-) -> Iterator[tuple[tuple[str, ...], str | None]]:
-    """(path inside the connector, why it is refused or None) for each secret value written."""
+) -> Iterator[tuple[tuple[str | int, ...], str | None]]:
+    """(path inside the connector, why it is refused or None) for each secret value written.
+
+    A secret is a value at a secret option (each item of a list of secrets), a
+    credential header's value under ``headers`` (``Authorization: Bearer ...``),
+    or a password inside a URL.
+    """
     try:
         cls = registry.resolve(spec["type"], role, pipe_dir)
     except Exception:
@@ -204,15 +209,26 @@ def _plain_secrets(
         value: Any = spec
         for part in path:
             value = value.get(part) if isinstance(value, dict) else None
-        if value is None or value == "":
-            continue
-        plain = not (isinstance(value, str) and _REFERENCE.fullmatch(value.strip()))
-        yield path, "a secret is written as a plain value" if plain else None
+        items = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        for index, item in items:
+            if item is None or item == "":
+                continue
+            where: tuple[str | int, ...] = path if index is None else (*path, index)
+            plain = not (isinstance(item, str) and _REFERENCE.fullmatch(item.strip()))
+            yield where, "a secret is written as a plain value" if plain else None
     for key, value in spec.items():
         if isinstance(value, str):
             found = _URL_PASSWORD.match(value)
             if found and not _REFERENCE.search(found["password"]):
                 yield (key,), "a password is written in this URL"
+    headers = spec.get("headers")
+    if isinstance(headers, dict):
+        for name, value in headers.items():
+            if not (isinstance(name, str) and name.lower() in CREDENTIAL_HEADERS) or value in (None, ""):
+                continue
+            plain = not (isinstance(value, str) and _REFERENCE.search(value))
+            why = f"the {name} header is a credential written as a plain value"
+            yield ("headers", name), why if plain else None
 
 
 def _variables(value: Any, env: Mapping[str, str], secret_fields: set[str]) -> list[dict[str, Any]]:

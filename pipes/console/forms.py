@@ -10,6 +10,8 @@ field says how the form shows it and how its text goes back into YAML:
 - ``secret``: a password, token or key (the schema says ``format: password``
   or ``writeOnly``): the form asks for the *name of an environment variable*
   and writes ``${NAME}``, never a value;
+- ``secrets``: a list of such values (webhook tokens or signing secrets, several
+  while rotating): one ``${NAME}`` per item;
 - ``group``: a nested options model (``fields`` inside);
 - ``yaml``: anything else (a mapping, a union of shapes), typed as YAML.
 
@@ -22,9 +24,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-__all__ = ["SECRET_FORMATS", "form_fields", "is_secret", "secret_paths"]
+__all__ = ["CREDENTIAL_HEADERS", "SECRET_FORMATS", "form_fields", "is_secret", "secret_paths"]
 
 SECRET_FORMATS = frozenset({"password"})
+#: Header names (lower case) whose values are credentials: under a ``headers`` option they are
+#: secrets too, so a token typed there is written as ``${VAR}`` like a password option.
+CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key", "x-auth-token"}
+)
 _SCALARS = {"string": "text", "integer": "integer", "number": "number", "boolean": "boolean"}
 
 
@@ -35,13 +42,13 @@ def form_fields(model: type[BaseModel]) -> list[dict[str, Any]]:
 
 
 def secret_paths(model: type[BaseModel]) -> list[tuple[str, ...]]:
-    """Paths (inside a connector's options) of the values that are secrets."""
+    """Paths (inside a connector's options) of the values that are secrets (or lists of secrets)."""
     out: list[tuple[str, ...]] = []
 
     def walk(fields: list[dict[str, Any]], prefix: tuple[str, ...]) -> None:
         for field in fields:
             path = (*prefix, field["name"])
-            if field["kind"] == "secret":
+            if field["kind"] in ("secret", "secrets"):
                 out.append(path)
             elif field["kind"] == "group":
                 walk(field["fields"], path)
@@ -89,6 +96,9 @@ def _field(name: str, prop: dict[str, Any], defs: dict[str, Any]) -> dict[str, A
     field["nullable"] = nullable
     if is_secret(prop) or any(is_secret(o) for o in shapes):
         field["kind"] = "secret"
+        return field
+    if any(o.get("type") == "array" and is_secret(o.get("items", {})) for o in shapes):
+        field["kind"] = "secrets"
         return field
     if len(shapes) == 2 and _is_duration(shapes):
         field["kind"] = "text"

@@ -4,7 +4,8 @@ The console shows a pipe's stages *as written* and the composer edits the file
 itself, so both read the file, not the running definition (which holds the
 values of the variables, secrets included). A secret written in the file as a
 plain value, against the rules (``pipes.console.composer``), is replaced by
-``********`` before the text leaves the daemon; so is a password inside a URL.
+``********`` before the text leaves the daemon; so is each item of a list of
+secrets, a credential header's value, and a password inside a URL.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from typing import Any
 
 import yaml
 
-from pipes.console.forms import secret_paths
+from pipes.console.forms import CREDENTIAL_HEADERS, secret_paths
 from pipes.registry import Registry, Role
 
 __all__ = ["MASK", "Written", "read_written"]
 
 MASK = "********"
 _REFERENCE = re.compile(r"^\s*\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\}\s*$")
+_SOME_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\}")
 _URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@:\s]*:(?P<password>[^/@\s]+)@", re.I)
 _ROLES: dict[str, Role] = {
     "source": "source",
@@ -91,8 +93,21 @@ def _secret_spans(
             node: yaml.Node | None = spec
             for part in path:
                 node = _child(node, part) if isinstance(node, yaml.MappingNode) else None
-            if isinstance(node, yaml.ScalarNode) and node.value and not _REFERENCE.match(node.value):
-                yield node.start_mark.index, node.end_mark.index, f'"{MASK}"'  # quoted: * starts an alias
+            values = node.value if isinstance(node, yaml.SequenceNode) else [node]  # a list of secrets
+            for value in values:
+                if isinstance(value, yaml.ScalarNode) and value.value and not _REFERENCE.match(value.value):
+                    # Quoted: a bare * would start a YAML alias.
+                    yield value.start_mark.index, value.end_mark.index, f'"{MASK}"'
+        headers = _child(spec, "headers")
+        for name_node, value_node in headers.value if isinstance(headers, yaml.MappingNode) else []:
+            if (
+                isinstance(name_node, yaml.ScalarNode)
+                and name_node.value.lower() in CREDENTIAL_HEADERS
+                and isinstance(value_node, yaml.ScalarNode)
+                and value_node.value
+                and not _SOME_REFERENCE.search(value_node.value)
+            ):
+                yield value_node.start_mark.index, value_node.end_mark.index, f'"{MASK}"'
         for _, value_node in spec.value:
             if not isinstance(value_node, yaml.ScalarNode):
                 continue

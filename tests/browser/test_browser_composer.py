@@ -172,3 +172,51 @@ def test_the_composer_writes_a_redis_stream_to_kafka_pipe_that_the_daemon_runs(
     assert source == page.get_attribute(
         "svg.map g.edge path[data-pipe='cart-to-orders'][data-role='source']", "data-system"
     )
+
+
+HAND_WRITTEN = """\
+# Orders for the reporting team: written by hand, laid out as its author likes.
+name: reporting
+description: orders for reporting
+source: {type: generator, count: null, rate: 50}   # stands in for the cart service
+filter:
+  - body: {detail-type: [OrderPlaced], detail: {total: [{numeric: [">", 100]}], customer: {tier: [gold, silver]}}}
+target:
+  type: file
+  path: out/reporting.jsonl
+tests:                         # `pipes test` runs these
+  - name: a big order goes on
+    event: {body: {detail-type: OrderPlaced, detail: {order_id: ord-1, total: 120.5, customer: {tier: gold}}}}
+    expect: {payload: {detail-type: OrderPlaced, detail: {order_id: ord-1, total: 120.5, customer: {tier: gold}}}}
+"""
+
+
+def test_editing_a_pipe_changes_only_what_was_edited_and_the_daemon_runs_the_edit(
+    tmp_path: Path, start_daemon: Callable[..., RunningDaemon], page: Any
+) -> None:
+    folder = tmp_path / "pipes"
+    folder.mkdir()
+    file = folder / "reporting.yaml"
+    file.write_text(HAND_WRITTEN)
+    daemon = start_daemon(folder, "--ui-write")
+    log_in(page, daemon)
+    page.click("svg.map g.pipe[data-pipe='reporting']")
+    page.click("section.pipe-page a:has-text('Edit')")
+    page.wait_for_selector("section.composer[data-composer='reporting'] [data-check='ok']")
+    field(page, "description").fill("orders for the reporting team")
+    field(page, "target.path").fill("out/team.jsonl")
+    page.wait_for_function(
+        "() => document.querySelector(\"[data-field='yaml']\").value.includes('out/team.jsonl')"
+    )
+    page.wait_for_selector("[data-check='ok']")
+    page.click("[data-action='save']")
+    page.wait_for_selector("[data-outcome='saved']")
+    # The file is the author's, but for the two values edited: comments and layout as they were.
+    assert file.read_text() == HAND_WRITTEN.replace(
+        "description: orders for reporting", "description: orders for the reporting team"
+    ).replace("path: out/reporting.jsonl", "path: out/team.jsonl")
+    out = folder.parent / "out" / "team.jsonl"
+    wait_for(
+        lambda: out.exists() and out.stat().st_size > 0, 30, f"the edited pipe to write:\n{daemon.stderr()}"
+    )
+    assert daemon.api("/pipes/reporting")[1]["state"] == "RUNNING"

@@ -134,3 +134,37 @@ def test_without_ui_write_the_composer_offers_the_yaml_to_download_and_writes_no
     assert status == 403 and "--ui-write" in body["error"]
     assert sorted(p.name for p in daemon.folder.iterdir()) == before
     assert "downloaded" not in {p["name"] for p in daemon.api("/pipes")[1]["pipes"]}
+
+
+def test_webhook_tokens_and_credential_headers_typed_into_the_composer_are_never_written(
+    simple: Callable[..., RunningDaemon], page: Any
+) -> None:
+    daemon = simple()
+    log_in(page, daemon)
+    page.click("header nav a:has-text('New pipe')")
+    page.wait_for_selector("section.composer")
+    page.fill("[data-field='name']", "hooks")
+    page.select_option("[data-field='source.type']", "webhook")
+    page.locator("details[data-more='source'] > summary").click()
+    page.select_option("[data-field='source.auth.kind']", "bearer")
+    # A list of secrets: each token typed becomes its own ${VAR}.
+    page.fill("[data-field='source.auth.tokens[0]']", "t0ken-one")
+    page.click("[data-add='source.auth.tokens']")
+    page.fill("[data-field='source.auth.tokens[1]']", "t0ken-two")
+    for name in ("HOOKS_SOURCE_AUTH_TOKENS", "HOOKS_SOURCE_AUTH_TOKENS_2"):
+        page.wait_for_selector(f"[data-variables] li[data-variable='{name}']:has-text('secret')")
+    text = page.locator("[data-field='yaml']").input_value()
+    assert "${HOOKS_SOURCE_AUTH_TOKENS}" in text and "${HOOKS_SOURCE_AUTH_TOKENS_2}" in text
+    assert "t0ken" not in text
+    # A credential header typed as a plain value is refused, and the error shows at that field.
+    page.select_option("[data-field='target.type']", "http")
+    page.fill("[data-field='target.url']", "http://127.0.0.1:9/orders")
+    page.fill("[data-field='target.headers']", '{"Authorization": "Bearer abc123"}')
+    error = page.wait_for_selector("p.field-error[data-error-for='target.headers']")
+    assert "credential" in error.inner_text()
+    page.fill("[data-field='target.headers']", '{"Authorization": "Bearer ${API_TOKEN}"}')
+    # Now the file is right, and what is left is to set the variable: the page says so, at the field too.
+    page.wait_for_selector("p.field-error[data-error-for='target.headers']:has-text('API_TOKEN is not set')")
+    listed = page.wait_for_selector("[data-variables] li[data-variable='API_TOKEN']:has-text('secret')")
+    assert "not set" in listed.inner_text()  # the page says which variables the daemon must be given
+    assert "abc123" not in page.locator("[data-field='yaml']").input_value()

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.web_urldispatcher import PrefixedSubAppResource
 from helpers import wait_until
 
 from connectors.memory import HUB
@@ -187,6 +189,43 @@ async def test_the_api_refuses_the_console_helpers_without_the_token(connect: Ma
         ("GET", "/pipes/copy/definition"),
     ):
         assert (await client.request(method, path, json={})).status == 401, path
+
+
+def post_paths(app: web.Application) -> list[str]:
+    """Every POST route of the admin API and of the apps mounted in it (the console), as concrete paths."""
+    found: list[str] = []
+    for resource in app.router.resources():
+        if isinstance(resource, PrefixedSubAppResource):
+            found += post_paths(resource._app)  # its resources carry the prefix already
+        elif any(route.method == "POST" for route in resource):
+            found.append(resource.canonical.replace("{name}", "copy"))
+    return found
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+async def test_with_the_session_cookie_no_state_changing_call_can_come_from_another_site(
+    daemon: Daemon, connect: MakeClient
+) -> None:
+    client = await connect(write=True, config_dir=daemon.folder)  # type: ignore[attr-defined]
+    assert (await client.post("/ui/login", json={"token": TOKEN})).status == 200
+    folder: Path = daemon.folder  # type: ignore[attr-defined]
+    files = snapshot(folder)
+    paths = post_paths(client.server.app)
+    assert {"/pipes/copy/stop", "/reload", "/ui/api/save", "/ui/login", "/ui/logout"} <= set(paths)
+    for path in paths:
+        # What a form of another site can send: urlencoded, multipart or text/plain, no custom header.
+        for body in ({"data": {"a": "b"}}, {"data": "{}", "headers": {"Content-Type": "text/plain"}}):
+            answer = await client.post(path, **body)  # type: ignore[arg-type]
+            assert answer.status == 415, (path, body, answer.status)
+        # What a script of another site could send after a preflight that is never granted.
+        foreign = await client.post(path, json={}, headers={"Origin": "http://evil.example"})
+        assert foreign.status == 403, (path, foreign.status)
+    assert daemon.pipes["copy"].desired == "RUNNING" and daemon.pipes["copy"].state == "RUNNING"
+    assert snapshot(folder) == files  # nothing saved
+    assert (await client.get("/pipes")).status == 200  # the session is still there: nothing logged it out
 
 
 async def test_systems_join_the_pipes_that_share_a_channel(daemon: Daemon, connect: MakeClient) -> None:

@@ -153,3 +153,55 @@ def test_a_file_as_written_masks_plain_secrets_and_keeps_references() -> None:
         "pipes:\n  - name: a\n    source: {type: generator}\n    target: {type: stdout}\n  - name: b\n"
     )
     assert sorted(listed.pipes) == ["a", "b"]
+
+
+WEBHOOK = """\
+name: hooks
+source:
+  type: webhook
+  listen: 127.0.0.1:18001
+  paths: [/in]
+  auth:
+    kind: bearer
+    tokens:
+      - ${HOOK_TOKEN}
+      - TOKEN_PLACE
+target:
+  type: http
+  url: http://127.0.0.1:9/x
+  headers:
+    Authorization: HEADER_PLACE
+    Accept: application/json
+"""
+
+
+def test_each_item_of_a_list_of_secrets_and_a_credential_header_must_be_a_reference() -> None:
+    env = {"HOOK_TOKEN": "x", "HOOK_TOKEN_2": "y", "API_TOKEN": "z"}
+    plain = WEBHOOK.replace("TOKEN_PLACE", "plain-token").replace("HEADER_PLACE", "Bearer abc123")
+    checked = check_text(plain, "h.yaml", env=env)
+    assert [(p.path, p.line) for p in checked.problems] == [
+        ("source.auth.tokens[1]", 10),
+        ("target.headers.Authorization", 15),
+    ]
+    assert not any("plain-token" in p.text or "abc123" in p.text for p in checked.problems)
+    referenced = WEBHOOK.replace("TOKEN_PLACE", "${HOOK_TOKEN_2}").replace(
+        "HEADER_PLACE", "Bearer ${API_TOKEN}"
+    )
+    ready = check_text(referenced, "h.yaml", env=env)
+    assert ready.ok, ready.problems
+    assert {v["name"]: (v["paths"], v["secret"]) for v in ready.variables} == {
+        "HOOK_TOKEN": (["source.auth.tokens[0]"], True),
+        "HOOK_TOKEN_2": (["source.auth.tokens[1]"], True),
+        "API_TOKEN": (["target.headers.Authorization"], True),
+    }
+
+
+def test_a_file_as_written_masks_lists_of_secrets_and_credential_headers() -> None:
+    text = WEBHOOK.replace("TOKEN_PLACE", "plain-token").replace("HEADER_PLACE", "Bearer abc123")
+    written = read_written(text)
+    assert "plain-token" not in written.text and "abc123" not in written.text
+    hook = written.pipes["hooks"]
+    assert hook["source"]["auth"]["tokens"] == ["${HOOK_TOKEN}", MASK]
+    assert hook["target"]["headers"] == {"Authorization": MASK, "Accept": "application/json"}
+    kept = read_written(WEBHOOK.replace("HEADER_PLACE", "Bearer ${API_TOKEN}"))
+    assert kept.pipes["hooks"]["target"]["headers"]["Authorization"] == "Bearer ${API_TOKEN}"

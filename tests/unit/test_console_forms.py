@@ -69,3 +69,11 @@ def test_a_third_party_connector_gets_a_form_with_nested_groups_and_its_secrets_
     assert inner["password"]["kind"] == "secret" and inner["token"]["kind"] == "secret"
     assert inner["username"]["kind"] == "text"
     assert secret_paths(_Options) == [("auth", "password"), ("auth", "token")]
+
+
+def test_a_list_of_secrets_is_a_field_of_secrets() -> None:
+    auth = by_name(form_fields(Registry().connector("webhook").source.options_model))["auth"]  # type: ignore[union-attr]
+    inner = by_name(auth["fields"])
+    assert inner["tokens"]["kind"] == "secrets" and inner["secrets"]["kind"] == "secrets"
+    model = Registry().connector("webhook").source.options_model  # type: ignore[union-attr]
+    assert {("auth", "tokens"), ("auth", "secrets")} <= set(secret_paths(model))

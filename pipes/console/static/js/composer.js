@@ -9,6 +9,7 @@ import { getJSON, postJSON } from "./api.js";
 import { html } from "./html.js";
 import { bodyKey, sampleRecord } from "./samples.js";
 import { ConnectorForm } from "./schema-form.js";
+import { editYaml } from "./yaml-edit.js";
 
 const NEW_PIPE = `# A pipe: source -> filter -> transform -> target (docs/pipe-format.md)
 name: my-pipe
@@ -211,10 +212,10 @@ export function ComposerPage({ edit, settings }) {
 
   const errors = (checked && checked.errors) || [];
   const change = (mutate) => {
-    const doc = YAML.parseDocument(text);
-    if (doc.errors.length) return; // the YAML must read before the form can edit it
-    mutate(doc);
-    setText(doc.toString({ flowCollectionPadding: false }));
+    // What the form did not touch keeps its text as written (yaml-edit.js).
+    const next = editYaml(text, mutate, { flowCollectionPadding: false });
+    if (next === null) return; // the YAML must read before the form can edit it
+    setText(next);
     setOutcome(null);
   };
   const onSet = (path, v, opts = {}) =>

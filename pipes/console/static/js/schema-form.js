@@ -49,8 +49,10 @@ function TextInput({ value, onText, ...rest }) {
   />`;
 }
 
+// The variable a secret is stored in: PIPE_ROLE_OPTION, and _2, _3... for the later items of a list.
 function envName(path, pipeName) {
-  return [pipeName || "pipe", ...path.filter((p) => typeof p === "string")]
+  return [pipeName || "pipe", ...path.map((p) => (typeof p === "number" ? (p > 0 ? String(p + 1) : null) : p))]
+    .filter((p) => p !== null)
     .join("_")
     .toUpperCase()
     .replace(/[^A-Z0-9_]/g, "_");
@@ -99,9 +101,43 @@ function SecretInput({ field, value, path, onSet, pipeName }) {
   `;
 }
 
+// A list of secrets (webhook tokens, signing secrets: several while rotating): one secret input per
+// item, each written as its own ${VAR}. Rows keep their own id so removing one leaves the others' state.
+function SecretListInput({ field, value, path, onSet, pipeName }) {
+  const items = Array.isArray(value) ? value : value === undefined || value === null || value === "" ? [] : [value];
+  const ids = useRef([]);
+  const next = useRef(0);
+  const [adding, setAdding] = useState(false);
+  const rows = Math.max(1, items.length + (adding ? 1 : 0));
+  while (ids.current.length < rows) ids.current.push(next.current++);
+  ids.current.length = rows;
+  const setItem = (index, v) => {
+    const list = items.slice();
+    if (v === undefined) {
+      list.splice(index, 1);
+      ids.current.splice(index, 1);
+    } else list[index] = v;
+    if (index >= items.length) setAdding(false);
+    onSet(path, list.length ? list : undefined, { flow: true });
+  };
+  return html`
+    <div class="secrets" data-secrets=${dotted(path)}>
+      ${ids.current.map((id, index) => html`<${SecretInput} key=${id} field=${field} value=${items[index]} path=${[...path, index]}
+        onSet=${(_, v) => setItem(index, v)} pipeName=${pipeName} />`)}
+      ${items.length && !adding
+        ? html`<button class="link-button" data-add=${dotted(path)} onClick=${(e) => {
+            e.preventDefault();
+            setAdding(true);
+          }}>add another</button>`
+        : null}
+    </div>
+  `;
+}
+
 function Input({ field, value, path, onSet, pipeName }) {
   const key = dotted(path);
   if (field.kind === "secret") return html`<${SecretInput} field=${field} value=${value} path=${path} onSet=${onSet} pipeName=${pipeName} />`;
+  if (field.kind === "secrets") return html`<${SecretListInput} field=${field} value=${value} path=${path} onSet=${onSet} pipeName=${pipeName} />`;
   if (field.kind === "boolean") {
     const current = value === true ? "true" : value === false ? "false" : "";
     return html`<select data-field=${key} value=${current} onChange=${(e) => onSet(path, e.target.value === "" ? undefined : e.target.value === "true")}>
