@@ -175,6 +175,8 @@ def test_dask_executor_starting_its_own_cluster(weather: Path, tmp_path: Path) -
     assert done.returncode == 0, done.stderr
     assert result_of(results) == expected_monthly_max(weather)
     assert run_json(results)["executor"] == "dask (local cluster, 2 worker threads)"
+    assert "distributed." not in done.stderr  # Dask's INFO lines about its scheduler and nannies
+    assert done.stderr.strip().splitlines()[-1].startswith("monthly-max: succeeded;")
 
 
 # ------------------------------------------------------------------------------------ failures
@@ -445,11 +447,28 @@ def test_result_target_receives_the_result_records_and_json_logs(weather: Path, 
     assert done.returncode == 0, done.stderr
     delivered = [json.loads(line) for line in out.read_text().splitlines()]
     assert delivered == expected_monthly_max(weather)
-    logs = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
-    finished = next(entry for entry in logs if entry["event"] == "map_finished")
+    logs = [json.loads(line) for line in done.stderr.splitlines()]  # every line is one JSON object
+    finished = logs[-1]  # the summary, as an event
+    assert finished["event"] == "map_finished"
     assert finished["status"] == "SUCCEEDED"
     assert finished["items"]["succeeded"] == 24
-    assert done.stderr.strip().splitlines()[-1].startswith("to-target: succeeded;")
+
+
+def test_json_logs_say_errors_as_json_too(weather: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("items: data/*.csv\nitem_reader: {format: csvv}\nreduce: {aggregations: {n: count}}\n")
+    invalid = pipes_map(str(bad), "--log-format", "json", cwd=tmp_path)
+    assert invalid.returncode == 1
+    [entry] = [json.loads(line) for line in invalid.stderr.splitlines()]
+    assert entry["event"] == "config_invalid"
+    assert entry["error"].startswith(f"{bad}:2:15: item_reader.format: ")
+    nothing = tmp_path / "nothing.yaml"
+    nothing.write_text("items: data/*.csv\nitem_reader: {format: csv}\nreduce: {aggregations: {n: count}}\n")
+    unmatched = pipes_map(str(nothing), "--log-format", "json", cwd=tmp_path)
+    assert unmatched.returncode == 1
+    [entry] = [json.loads(line) for line in unmatched.stderr.splitlines()]
+    assert entry["event"] == "map_error"
+    assert entry["error"] == "items: data/*.csv matches no file"
 
 
 DIE_ONCE = '''
