@@ -126,7 +126,9 @@ def _run_map(
         name = signal.Signals(signum).name
         if signals > 1:
             # The checkpoint on disk is whole (written atomically); the next run resumes from it.
-            log.say("signal_received", f"pipes map: {name} again, exiting at once", signal=name, action="exit")
+            log.say(
+                "signal_received", f"pipes map: {name} again, exiting at once", signal=name, action="exit"
+            )
             os._exit(128 + signum)
         text = f"pipes map: {name}, stopping (again to exit at once)"
         log.say("signal_received", text, signal=name, action="stop")
