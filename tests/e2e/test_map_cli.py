@@ -226,7 +226,7 @@ def test_corrupt_items_fail_alone_are_listed_and_redrive_completes_the_result(
     truncated, wrong_columns, not_utf8 = names
     assert errors[truncated].startswith("truncated gzip data")
     assert errors[wrong_columns] == "line 101: 3 fields, expected 8"
-    assert errors[not_utf8].startswith("not valid utf-8")
+    assert errors[not_utf8].startswith("line 51: not valid utf-8")
     assert all(f["attempts"] == 1 for f in failed)  # bad data is not retried
     summary = run_json(results)
     assert summary["status"] == "SUCCEEDED"
@@ -244,6 +244,59 @@ def test_corrupt_items_fail_alone_are_listed_and_redrive_completes_the_result(
     assert summary["redrives"] == 1
     assert summary["records"]["read_this_session"] < summary["records"]["read"] / 4  # only 3 items ran
     assert (results / "FAILED.jsonl").read_text() == ""
+
+
+FINISH_FAILS = """
+def add(values):
+    return sum(values)
+
+
+def finish(value):
+    raise ValueError(f"cannot finish {value}")
+"""
+
+
+@pytest.mark.parametrize("max_items", [1, 3])  # the text meets the numbers in the job, or in a worker
+def test_values_that_cannot_join_the_others_fail_their_item_not_the_run(
+    tmp_path: Path, max_items: int
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, value in [("a", "5"), ("b", '"high"'), ("c", "7")]:
+        (data / f"{name}.jsonl").write_text(f'{{"v": {value}}}\n')
+    map_file = tmp_path / "highest.yaml"
+    map_file.write_text(
+        "items: data/*.jsonl\nitem_reader: {format: jsonl}\n"
+        f"item_batcher: {{max_items: {max_items}}}\ntolerated_failure_count: 1\n"
+        "reduce: {aggregations: {high: {max: body.v}, n: count}}\nresult_writer: {path: out}\n"
+    )
+    done = pipes_map(str(map_file), "--workers", "1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    [failed] = [json.loads(line) for line in (tmp_path / "out" / "FAILED.jsonl").read_text().splitlines()]
+    assert failed["item"] == "data/b.jsonl"
+    assert "max: cannot compare 'high' with 5" in failed["error"]
+    assert result_of(tmp_path / "out") == [{"high": 7, "n": 2}]  # a and c, each counted once
+
+
+def test_a_finalize_function_that_raises_fails_the_run_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "finish_fails.py").write_text(FINISH_FAILS)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("x\ny\n")
+    map_file = tmp_path / "unfinished.yaml"
+    map_file.write_text(
+        "items: data/*.txt\nitem_reader: {format: text}\ntransform: {jmespath: '`1`'}\n"
+        "reduce: {function: finish_fails:add, finalize: finish_fails:finish}\nresult_writer: {path: out}\n"
+    )
+    done = pipes_map(str(map_file), cwd=tmp_path)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("unfinished: failed; items 1/1 done;")
+    assert last.endswith("the result cannot be finished: ValueError: cannot finish 2")
+    assert run_json(tmp_path / "out")["status"] == "FAILED"
+    assert not (tmp_path / "out" / "result.json").exists()
 
 
 def test_failures_past_the_tolerated_percentage_fail_the_run(weather: Path, tmp_path: Path) -> None:
