@@ -140,6 +140,11 @@ def _run_map(
     except (MapError, StateError, ItemsError, ExecutorError) as exc:
         log.say("map_error", f"pipes map: {exc}", level="error", error=str(exc))
         return 1
+    except OSError as exc:  # a checkpoint or result file that cannot be written (disk full, removed)
+        where = f"{exc.filename}: " if exc.filename else ""
+        problem = f"{where}{exc.strerror or exc}; the last checkpoint stays, run pipes map again to resume"
+        log.say("map_error", f"pipes map: {problem}", level="error", error=problem)
+        return 1
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

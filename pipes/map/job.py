@@ -99,6 +99,7 @@ class MapJob:
     def _run(self) -> dict[str, Any]:
         started = time.monotonic()
         self._reduction = reduction = build_reduction(self.config.reduce, self.cwd)
+        self._prepare_result_folder()
         state, how = self._open_state(reduction)
         pending = state.pending()
         executor = make_executor(self.options.executor, self.options.workers) if pending else None
@@ -131,6 +132,16 @@ class MapJob:
                 executor.close(cancel=interrupted or exceeded)
             state.elapsed_s = self._elapsed_before + time.monotonic() - started
         return self._finish(state, interrupted, exceeded, description, started, records_before)
+
+    def _prepare_result_folder(self) -> None:
+        """Fails before any work when there is no place for the result (not after hours of work)."""
+        folder = Path(self.result_path)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MapError(f"result_writer.path: cannot create {folder}: {exc.strerror or exc}") from None
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise MapError(f"result_writer.path: cannot write in {folder}")
 
     def _open_state(self, reduction: Reduction) -> tuple[RunState, str]:
         name = self.definition.name

@@ -299,6 +299,24 @@ def test_a_finalize_function_that_raises_fails_the_run_in_one_line(tmp_path: Pat
     assert not (tmp_path / "out" / "result.json").exists()
 
 
+def test_no_place_for_the_state_or_the_result_is_one_line_before_any_work(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("x\n")
+    (tmp_path / "a-file").write_text("")
+    map_file = tmp_path / "lines.yaml"
+    base = "items: data/*.txt\nitem_reader: {format: text}\nreduce: {aggregations: {n: count}}\n"
+    map_file.write_text(base + "result_writer: {path: a-file/out}\n")
+    no_result = pipes_map(str(map_file), cwd=tmp_path)
+    assert no_result.returncode == 1
+    assert no_result.stderr == "pipes map: result_writer.path: cannot create a-file/out: Not a directory\n"
+    assert not (tmp_path / "state" / "map" / "lines" / "state.pickle").exists()  # no run began
+    map_file.write_text(base)
+    no_state = pipes_map(str(map_file), "--state-dir", "a-file/state", cwd=tmp_path)
+    assert no_state.returncode == 1
+    assert no_state.stderr == "pipes map: cannot use the state folder a-file/state/map/lines: Not a directory\n"
+
+
 def test_failures_past_the_tolerated_percentage_fail_the_run(weather: Path, tmp_path: Path) -> None:
     data = tmp_path / "data"
     corrupt_copies(weather, data)
