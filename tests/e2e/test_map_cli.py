@@ -314,7 +314,9 @@ def test_no_place_for_the_state_or_the_result_is_one_line_before_any_work(tmp_pa
     map_file.write_text(base)
     no_state = pipes_map(str(map_file), "--state-dir", "a-file/state", cwd=tmp_path)
     assert no_state.returncode == 1
-    assert no_state.stderr == "pipes map: cannot use the state folder a-file/state/map/lines: Not a directory\n"
+    assert (
+        no_state.stderr == "pipes map: cannot use the state folder a-file/state/map/lines: Not a directory\n"
+    )
 
 
 def test_failures_past_the_tolerated_percentage_fail_the_run(weather: Path, tmp_path: Path) -> None:
