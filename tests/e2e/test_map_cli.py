@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pyte
 import pytest
 from helpers import wait_until_sync
+from test_terminal import COLUMNS, ROWS, raw_run_on_a_terminal
 
 from pipes.map.state import StateStore
 
@@ -127,6 +129,24 @@ def test_weather_example_equals_plain_python_on_the_local_executor(
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("monthly-max: succeeded; items 24/24 done; records read ")
     assert f"result in {results}" in last
+
+
+def test_on_a_terminal_a_progress_bar_then_the_summary(weather: Path, tmp_path: Path) -> None:
+    text = (WEATHER / "monthly-max.yaml").read_text()
+    text = text.replace("${WEATHER_DATA:-out/weather}", str(weather)).replace(
+        "name: monthly-max", "name: bar"
+    )
+    (tmp_path / "bar.yaml").write_text(text.replace("${RESULTS:-out/monthly-max}", "results"))
+    code, output = raw_run_on_a_terminal(["map", "bar.yaml", "--workers", "1"], tmp_path)
+    terminal = pyte.Screen(COLUMNS, ROWS)
+    pyte.ByteStream(terminal).feed(output)
+    screen = [line.rstrip() for line in terminal.display if line.strip()]
+    assert code == 0, "\n".join(screen)
+    assert b"\x1b[1mbar" in output, "a progress bar was drawn"
+    [bar] = [line for line in screen if line.startswith("bar ")]  # redrawn in place, left once at the end
+    assert "100%" in bar and "24/24 items" in bar and "records/s" in bar
+    assert screen[-1].startswith("bar: succeeded; items 24/24 done; records read ")
+    assert result_of(tmp_path / "results") == expected_monthly_max(weather)
 
 
 def test_python_map_and_reduce_functions_equal_the_builtin_aggregation(weather: Path, tmp_path: Path) -> None:
