@@ -149,6 +149,16 @@ def test_on_a_terminal_a_progress_bar_then_the_summary(weather: Path, tmp_path: 
     assert result_of(tmp_path / "results") == expected_monthly_max(weather)
 
 
+def test_max_concurrency_caps_the_local_worker_processes(weather: Path, tmp_path: Path) -> None:
+    map_file = tmp_path / "one-at-a-time.yaml"
+    map_file.write_text((WEATHER / "monthly-max.yaml").read_text() + "max_concurrency: 1\n")
+    results = tmp_path / "results"
+    done = pipes_map(str(map_file), "--workers", "2", cwd=tmp_path, env=weather_env(weather, results))
+    assert done.returncode == 0, done.stderr
+    assert run_json(results)["executor"] == "local (1 worker)"
+    assert result_of(results) == expected_monthly_max(weather)
+
+
 def test_python_map_and_reduce_functions_equal_the_builtin_aggregation(weather: Path, tmp_path: Path) -> None:
     builtin, python = tmp_path / "builtin", tmp_path / "python"
     first = pipes_map(str(WEATHER / "monthly-max.yaml"), cwd=tmp_path, env=weather_env(weather, builtin))
