@@ -11,7 +11,8 @@ from pipes.config import BoundConnector
 from pipes.connector import NoOptions, Target
 from pipes.errors import FatalError, RetryableError
 from pipes.events import Event, Outcome
-from pipes.map.executors import Executor, Outcome
+from pipes.map.executors import Executor
+from pipes.map.executors import Outcome as TaskOutcome
 from pipes.map.items import Item
 from pipes.map.job import MapJob, MapOptions
 from pipes.map.loader import load_map_text
@@ -106,7 +107,7 @@ class InlineExecutor(Executor):
         self.queued.append((spec, task))
         self.most_in_flight = max(self.most_in_flight, len(self.queued))
 
-    def wait(self, timeout_s: float) -> list[Outcome]:
+    def wait(self, timeout_s: float) -> list[TaskOutcome]:
         if not self.queued:
             return []
         spec, task = self.queued.pop(0)
