@@ -175,7 +175,8 @@ class MapJob:
     def _same_map(self, state: RunState) -> None:
         if state.fingerprint != self.definition.fingerprint:
             raise MapError(
-                f"{self.definition.name}: the map file changed since the run in {self.store.folder} began; "
+                f"{self.definition.name}: the map file (or a ${{VAR}} it uses) changed since the run in "
+                f"{self.store.folder} began; "
                 "run with --restart to start over"
             )
 

@@ -383,7 +383,8 @@ def test_a_missing_redrive_and_a_changed_map_file_are_one_line_errors(weather: P
     changed = pipes_map(str(WEATHER / "monthly-max.yaml"), cwd=tmp_path, env=env)
     assert changed.returncode == 1
     assert changed.stderr.strip() == (
-        "pipes map: monthly-max: the map file changed since the run in state/map/monthly-max began; "
+        "pipes map: monthly-max: the map file (or a ${VAR} it uses) changed since the run in state/map/monthly-max "
+        "began; "
         "run with --restart to start over"
     )
     restarted = pipes_map(str(WEATHER / "monthly-max.yaml"), "--restart", cwd=tmp_path, env=env)
