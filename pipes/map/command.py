@@ -3,7 +3,8 @@
 Exit codes, as for the other commands: 0 the run succeeded, 1 an invalid map
 file or a failed run (too many failed items, a result target that refused the
 result), 2 a bad argument, 130 interrupted (run it again to resume). Every
-run ends with one summary line on stderr.
+run ends with one summary line on stderr (with ``--log-format json``, every line is a
+JSON object and the ``map_finished`` event is the summary).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pipes.map.job import MapError, MapJob, MapOptions
 from pipes.map.loader import is_map_file, load_map_file
 from pipes.map.progress import summary_line
 from pipes.map.state import StateError
-from pipes.observe import configure_logging
+from pipes.observe import LogOutput, configure_logging
 
 __all__ = ["parse_executor", "parse_workers", "run_map", "split_map_files", "validate_map_files"]
 
@@ -69,13 +70,39 @@ def run_map(
     log_format: str = "console",
     progress: bool = True,
 ) -> int:
-    configure_logging(log_format, stream=_CurrentStderr())
+    log = configure_logging(log_format, stream=_CurrentStderr())
+    try:
+        return _run_map(
+            log,
+            path,
+            workers=workers,
+            executor=executor,
+            restart=restart,
+            redrive=redrive,
+            state_dir=state_dir,
+            progress=progress,
+        )
+    finally:
+        log.close()
+
+
+def _run_map(
+    log: LogOutput,
+    path: str,
+    *,
+    workers: int,
+    executor: str,
+    restart: bool,
+    redrive: bool,
+    state_dir: str,
+    progress: bool,
+) -> int:
     if executor == "local":
         start_fork_server()
     result = load_map_file(path)
     if result.definition is None:
         for line in result.errors:
-            print(line, file=sys.stderr)
+            log.say("config_invalid", line, level="error", error=line)
         return 1
     definition = result.definition
     config = definition.config
@@ -87,8 +114,8 @@ def run_map(
         restart=restart,
         redrive=redrive,
         state_dir=state_dir,
-        progress=progress and log_format == "console" and sys.stderr.isatty(),
-        log_events=log_format == "json",
+        progress=progress and not log.json and sys.stderr.isatty(),
+        log_events=log.json,
     )
     job = MapJob(definition, options)
     signals = 0
@@ -96,23 +123,33 @@ def run_map(
     def on_signal(signum: int, frame: FrameType | None) -> None:
         nonlocal signals
         signals += 1
+        name = signal.Signals(signum).name
         if signals > 1:
             # The checkpoint on disk is whole (written atomically); the next run resumes from it.
-            print(f"pipes map: {signal.Signals(signum).name} again, exiting at once", file=sys.stderr)
+            log.say(
+                "signal_received", f"pipes map: {name} again, exiting at once", signal=name, action="exit"
+            )
             os._exit(128 + signum)
-        print(f"pipes map: {signal.Signals(signum).name}, stopping (again to exit at once)", file=sys.stderr)
+        text = f"pipes map: {name}, stopping (again to exit at once)"
+        log.say("signal_received", text, signal=name, action="stop")
         job.request_stop()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         summary: dict[str, Any] = job.run()
     except (MapError, StateError, ItemsError, ExecutorError) as exc:
-        print(f"pipes map: {exc}", file=sys.stderr)
+        log.say("map_error", f"pipes map: {exc}", level="error", error=str(exc))
+        return 1
+    except OSError as exc:  # a checkpoint or result file that cannot be written (disk full, removed)
+        where = f"{exc.filename}: " if exc.filename else ""
+        problem = f"{where}{exc.strerror or exc}; the last checkpoint stays, run pipes map again to resume"
+        log.say("map_error", f"pipes map: {problem}", level="error", error=problem)
         return 1
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    print(summary_line(summary), file=sys.stderr)
+    if not log.json:  # with JSON logs, the job's map_finished event is the summary
+        print(summary_line(summary), file=sys.stderr)
     if summary["status"] == "INTERRUPTED":
         return 130
     return 0 if summary["status"] == "SUCCEEDED" else 1

@@ -180,6 +180,9 @@ class DaskExecutor(Executor):
         distributed: Any = dask_distributed
         self._distributed = distributed
         self._cluster: Any = None
+        # Dask's configuration sets its loggers to INFO: dozens of lines about the scheduler,
+        # nannies and comms would bury the progress bar and the summary. Warnings still show.
+        logging.getLogger("distributed").setLevel(logging.WARNING)
         try:
             if address is None:
                 self._cluster = distributed.LocalCluster(
@@ -187,6 +190,9 @@ class DaskExecutor(Executor):
                     threads_per_worker=1,
                     processes=True,
                     dashboard_address=None,
+                    # Its HTTP server starts even without the dashboard: on a free port, not 8787
+                    # (two runs at once, or a notebook's cluster, would fight over it).
+                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                     silence_logs=logging.ERROR,
                 )
                 self._client: Any = distributed.Client(self._cluster)

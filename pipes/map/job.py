@@ -29,12 +29,13 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
 from pipes.clock import iso_utc
 from pipes.errors import PipesError
+from pipes.map.errors import is_retryable
 from pipes.map.executors import Executor, make_executor
 from pipes.map.items import Item, batch_items, list_items
 from pipes.map.loader import MapDefinition
@@ -98,6 +99,7 @@ class MapJob:
     def _run(self) -> dict[str, Any]:
         started = time.monotonic()
         self._reduction = reduction = build_reduction(self.config.reduce, self.cwd)
+        self._prepare_result_folder()
         state, how = self._open_state(reduction)
         pending = state.pending()
         executor = make_executor(self.options.executor, self.options.workers) if pending else None
@@ -131,6 +133,16 @@ class MapJob:
             state.elapsed_s = self._elapsed_before + time.monotonic() - started
         return self._finish(state, interrupted, exceeded, description, started, records_before)
 
+    def _prepare_result_folder(self) -> None:
+        """Fails before any work when there is no place for the result (not after hours of work)."""
+        folder = Path(self.result_path)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MapError(f"result_writer.path: cannot create {folder}: {exc.strerror or exc}") from None
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise MapError(f"result_writer.path: cannot write in {folder}")
+
     def _open_state(self, reduction: Reduction) -> tuple[RunState, str]:
         name = self.definition.name
         state = None if self.options.restart else self.store.load()
@@ -163,7 +175,8 @@ class MapJob:
     def _same_map(self, state: RunState) -> None:
         if state.fingerprint != self.definition.fingerprint:
             raise MapError(
-                f"{self.definition.name}: the map file changed since the run in {self.store.folder} began; "
+                f"{self.definition.name}: the map file (or a ${{VAR}} it uses) changed since the run in "
+                f"{self.store.folder} began; "
                 "run with --restart to start over"
             )
 
@@ -219,20 +232,31 @@ class MapJob:
         retries: list[tuple[float, int, Item]],
     ) -> None:
         assert self._reduction is not None
+        merged: TaskResult | None = None
         if isinstance(outcome, BaseException):
             # The whole task was lost (a worker died, the cluster dropped it): every item may retry.
             error = describe(outcome)
             failures = [(item, error, True) for item in task.items]
         else:
-            self._reduction.merge(state.partial, outcome.partial)
-            state.done.update(outcome.done)
-            state.records += outcome.records
-            state.passed += outcome.passed
-            state.mapped += outcome.mapped
-            state.bytes_done += outcome.bytes
-            state.cpu_s += outcome.cpu_s
             by_index = {item.index: item for item in task.items}
             failures = [(by_index[f.index], f.error, f.retryable) for f in outcome.failed]
+            try:
+                self._reduction.merge(state.partial, outcome.partial)
+            except Exception as exc:
+                # The task's items cannot join the result so far (a max that is a text where the
+                # others are numbers, a reduce function that raises): they fail, nothing is merged.
+                error = f"cannot merge with the results of other items: {describe(exc)}"
+                retryable = is_retryable(exc)
+                failures += [(by_index[index], error, retryable) for index in outcome.done]
+            else:
+                merged = outcome
+        if merged is not None:
+            state.done.update(merged.done)
+            state.records += merged.records
+            state.passed += merged.passed
+            state.mapped += merged.mapped
+            state.bytes_done += merged.bytes
+            state.cpu_s += merged.cpu_s
         retry = self.config.retry
         for item, error, retryable in failures:
             tries = attempts[item.index] = attempts.get(item.index, 0) + 1
@@ -290,22 +314,14 @@ class MapJob:
                 "repair them and run with --redrive"
             )
         else:
-            records = self._reduction.results(state.partial)
-            write_results(self.result_path, records, self._reduction.grouped, self._reduction.value_fields)
-            status = "SUCCEEDED"
-            state.reason = ""
-            target = self.definition.result_target
-            if target is not None:
-                import asyncio
-
-                error = asyncio.run(
-                    deliver_results(
-                        target, records, self.definition.name, self.options.state_dir, self.config.retry
-                    )
-                )
-                if error is not None:
-                    status, state.reason = "FAILED", error
-            state.status = "SUCCEEDED" if status == "SUCCEEDED" else "FAILED"
+            try:
+                records = self._reduction.results(state.partial)
+            except Exception as exc:  # a reduce or finalize function that raises on the final values
+                records = []
+                status = state.status = "FAILED"
+                state.reason = f"the result cannot be finished: {describe(exc)}"
+            else:
+                status = state.status = self._deliver(state, records)
         if status == "FAILED" and not records:
             clear_results(self.result_path)
         summary = self._summary(state, status, executor, started, records_before, len(records))
@@ -315,6 +331,24 @@ class MapJob:
         self.store.save(state)
         self._event("map_finished", **{k: v for k, v in summary.items() if k != "name"})
         return summary
+
+    def _deliver(self, state: RunState, records: list[dict[str, Any]]) -> Literal["SUCCEEDED", "FAILED"]:
+        """Writes the result, and sends it to the result target if there is one."""
+        assert self._reduction is not None
+        write_results(self.result_path, records, self._reduction.grouped, self._reduction.value_fields)
+        state.reason = ""
+        target = self.definition.result_target
+        if target is None:
+            return "SUCCEEDED"
+        import asyncio
+
+        error = asyncio.run(
+            deliver_results(target, records, self.definition.name, self.options.state_dir, self.config.retry)
+        )
+        if error is None:
+            return "SUCCEEDED"
+        state.reason = error
+        return "FAILED"
 
     def _summary(
         self, state: RunState, status: str, executor: str, started: float, records_before: int, groups: int

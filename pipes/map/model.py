@@ -96,7 +96,9 @@ class ItemReaderConfig(Model):
         default_factory=dict,
         description="csv: column -> str, int, float, bool or json; other columns stay text. Empty fields of typed columns are null.",
     )
-    encoding: str = Field(default="utf-8", description="Text encoding of csv, text and json lines files.")
+    encoding: str = Field(
+        default="utf-8", description="Text encoding of csv and text files (json and jsonl are read as UTF-8)."
+    )
     compression: Literal["auto", "none", "gzip", "bz2", "xz"] = Field(
         default="auto", description="auto: by the file's suffix (.gz, .bz2, .xz)."
     )
@@ -117,6 +119,8 @@ class ItemReaderConfig(Model):
             given += [k for k, d in (("delimiter", ","), ("quotechar", '"')) if getattr(self, k) != d]
             if given:
                 raise ValueError(f"{', '.join(given)}: only for format csv")
+        if self.format in ("json", "jsonl") and codecs.lookup(self.encoding).name != "utf-8":
+            raise ValueError(f"encoding: {self.format} files are read as UTF-8 (the encoding JSON uses)")
         if self.columns is not None:
             if len(set(self.columns)) != len(self.columns):
                 raise ValueError("columns: a name is given twice")

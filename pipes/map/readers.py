@@ -133,17 +133,23 @@ def _text_chunks(chunks: Iterable[bytes], encoding: str) -> Iterator[str]:
     """Decoded text in pieces that end at a line end (but the last)."""
     decoder = codecs.getincrementaldecoder(encoding)()
     carry = ""
+    lines = 0  # line ends handed on, to say on which line undecodable bytes are
     try:
         for chunk in chunks:
             text = carry + decoder.decode(chunk)
             cut = text.rfind("\n") + 1
             carry = text[cut:]
             if cut:
+                lines += text.count("\n", 0, cut)
                 yield text[:cut]
         text = carry + decoder.decode(b"", final=True)
     except UnicodeDecodeError as exc:
+        # exc.object is what the decoder was given (its few held-back bytes, then the chunk);
+        # the text carried over holds no line end, so the line is the count so far plus those
+        # in the undecoded bytes before the bad one.
+        line = lines + bytes(exc.object[: exc.start]).count(b"\n") + 1
         raise ItemDataError(
-            f"not valid {encoding}: {exc.reason} (byte 0x{exc.object[exc.start]:02x})"
+            f"line {line}: not valid {encoding}: {exc.reason} (byte 0x{exc.object[exc.start]:02x})"
         ) from None
     if text:
         yield text

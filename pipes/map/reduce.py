@@ -62,13 +62,15 @@ class DistinctSketch:
         self._sketch.update(value)
 
     def merge(self, other: DistinctSketch) -> DistinctSketch:
+        """A new sketch of both (neither is changed, so that a merge that fails half way changes nothing)."""
         from datasketches import hll_union, tgt_hll_type
 
         union = hll_union(self.LG_K)
         union.update(self._sketch)
         union.update(other._sketch)
-        self._sketch = union.get_result(tgt_hll_type.HLL_4)
-        return self
+        merged = DistinctSketch.__new__(DistinctSketch)
+        merged._sketch = union.get_result(tgt_hll_type.HLL_4)
+        return merged
 
     def estimate(self) -> int:
         estimate: float = self._sketch.get_estimate()
@@ -152,7 +154,12 @@ class Reduction(ABC):
 
     @abstractmethod
     def merge(self, into: Partial, other: Partial) -> None:
-        """Adds ``other`` into ``into`` (``other`` must not be used afterwards)."""
+        """Adds ``other`` into ``into`` (``other`` must not be used afterwards).
+
+        All or nothing: when two states cannot be merged (``min`` of a number and
+        a text, a reduce function that raises) it raises and leaves ``into`` as
+        it was, so the item or task whose partial it was can fail alone.
+        """
 
     def seal(self, partial: Partial) -> None:  # noqa: B027 - only buffering reductions need it
         """Finishes buffered work, before a partial is sent or saved."""
@@ -251,11 +258,17 @@ def _merge_avg(a: Any, b: Any) -> Any:
 
 
 def _merge_min(a: Any, b: Any) -> Any:
-    return b if a is None else a if b is None else min(a, b)
+    try:
+        return b if a is None else a if b is None else min(a, b)
+    except TypeError:
+        raise ItemDataError(f"min: cannot compare {b!r} with {a!r}") from None
 
 
 def _merge_max(a: Any, b: Any) -> Any:
-    return b if a is None else a if b is None else max(a, b)
+    try:
+        return b if a is None else a if b is None else max(a, b)
+    except TypeError:
+        raise ItemDataError(f"max: cannot compare {b!r} with {a!r}") from None
 
 
 def _merge_distinct(a: Any, b: Any) -> Any:
@@ -338,13 +351,15 @@ class BuiltinReduction(Reduction):
 
     def merge(self, into: Partial, other: Partial) -> None:
         merges = self.merges
+        merged: list[tuple[dict[Any, Any], Any, Any]] = []  # applied once every group merged
         for mine, theirs in zip(into.groups, other.groups, strict=True):
             for key, acc in theirs.items():
                 current = mine.get(key)
-                if current is None:
-                    mine[key] = acc
-                else:
-                    mine[key] = [merge(a, b) for merge, a, b in zip(merges, current, acc, strict=True)]
+                if current is not None:
+                    acc = [merge(a, b) for merge, a, b in zip(merges, current, acc, strict=True)]
+                merged.append((mine, key, acc))
+        for mine, key, acc in merged:
+            mine[key] = acc
 
     def finish(self, accumulator: Any) -> dict[str, Any]:
         return {
@@ -418,15 +433,23 @@ class FunctionReduction(Reduction):
                 self._flush(acc)
 
     def merge(self, into: Partial, other: Partial) -> None:
+        # A flush leaves what an accumulator stands for as it was (or, when the function
+        # raises, the accumulator itself), so only the assignments wait for the end.
+        merged: list[tuple[list[Any], Any]] = []
+        added: list[tuple[dict[Any, Any], Any, list[Any]]] = []
         for mine, theirs in zip(into.groups, other.groups, strict=True):
             for key, acc in theirs.items():
                 current = mine.get(key)
                 if current is None:
-                    mine[key] = acc
+                    added.append((mine, key, acc))
                     continue
                 self._flush(current)
                 self._flush(acc)
-                current[1] = self._reduce([current[1], acc[1]])
+                merged.append((current, self._reduce([current[1], acc[1]])))
+        for current, value in merged:
+            current[1] = value
+        for mine, key, acc in added:
+            mine[key] = acc
 
     def finish(self, accumulator: Any) -> dict[str, Any]:
         self._flush(accumulator)

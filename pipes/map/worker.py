@@ -106,10 +106,12 @@ def run_task(spec: JobSpec, task: Task) -> TaskResult:
     for item in task.items:
         try:
             partial, counts = _run_item(job, item)
+            # All or nothing: an item whose states cannot join the others' (its max a text, theirs
+            # a number) fails here, and the task's partial stays as it was.
+            reduction.merge(result.partial, partial)
         except Exception as exc:  # every failure of an item is reported, never raised
             result.failed.append(ItemFailure(item.index, describe(exc), is_retryable(exc)))
             continue
-        reduction.merge(result.partial, partial)
         result.done.append(item.index)
         result.records += counts[0]
         result.passed += counts[1]

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pyte
 import pytest
 from helpers import wait_until_sync
+from test_terminal import COLUMNS, ROWS, raw_run_on_a_terminal
 
 from pipes.map.state import StateStore
 
@@ -129,6 +131,34 @@ def test_weather_example_equals_plain_python_on_the_local_executor(
     assert f"result in {results}" in last
 
 
+def test_on_a_terminal_a_progress_bar_then_the_summary(weather: Path, tmp_path: Path) -> None:
+    text = (WEATHER / "monthly-max.yaml").read_text()
+    text = text.replace("${WEATHER_DATA:-out/weather}", str(weather)).replace(
+        "name: monthly-max", "name: bar"
+    )
+    (tmp_path / "bar.yaml").write_text(text.replace("${RESULTS:-out/monthly-max}", "results"))
+    code, output = raw_run_on_a_terminal(["map", "bar.yaml", "--workers", "1"], tmp_path)
+    terminal = pyte.Screen(COLUMNS, ROWS)
+    pyte.ByteStream(terminal).feed(output)
+    screen = [line.rstrip() for line in terminal.display if line.strip()]
+    assert code == 0, "\n".join(screen)
+    assert b"\x1b[1mbar" in output, "a progress bar was drawn"
+    [bar] = [line for line in screen if line.startswith("bar ")]  # redrawn in place, left once at the end
+    assert "100%" in bar and "24/24 items" in bar and "records/s" in bar
+    assert screen[-1].startswith("bar: succeeded; items 24/24 done; records read ")
+    assert result_of(tmp_path / "results") == expected_monthly_max(weather)
+
+
+def test_max_concurrency_caps_the_local_worker_processes(weather: Path, tmp_path: Path) -> None:
+    map_file = tmp_path / "one-at-a-time.yaml"
+    map_file.write_text((WEATHER / "monthly-max.yaml").read_text() + "max_concurrency: 1\n")
+    results = tmp_path / "results"
+    done = pipes_map(str(map_file), "--workers", "2", cwd=tmp_path, env=weather_env(weather, results))
+    assert done.returncode == 0, done.stderr
+    assert run_json(results)["executor"] == "local (1 worker)"
+    assert result_of(results) == expected_monthly_max(weather)
+
+
 def test_python_map_and_reduce_functions_equal_the_builtin_aggregation(weather: Path, tmp_path: Path) -> None:
     builtin, python = tmp_path / "builtin", tmp_path / "python"
     first = pipes_map(str(WEATHER / "monthly-max.yaml"), cwd=tmp_path, env=weather_env(weather, builtin))
@@ -175,6 +205,8 @@ def test_dask_executor_starting_its_own_cluster(weather: Path, tmp_path: Path) -
     assert done.returncode == 0, done.stderr
     assert result_of(results) == expected_monthly_max(weather)
     assert run_json(results)["executor"] == "dask (local cluster, 2 worker threads)"
+    assert "distributed." not in done.stderr  # Dask's INFO lines about its scheduler and nannies
+    assert done.stderr.strip().splitlines()[-1].startswith("monthly-max: succeeded;")
 
 
 # ------------------------------------------------------------------------------------ failures
@@ -224,7 +256,7 @@ def test_corrupt_items_fail_alone_are_listed_and_redrive_completes_the_result(
     truncated, wrong_columns, not_utf8 = names
     assert errors[truncated].startswith("truncated gzip data")
     assert errors[wrong_columns] == "line 101: 3 fields, expected 8"
-    assert errors[not_utf8].startswith("not valid utf-8")
+    assert errors[not_utf8].startswith("line 51: not valid utf-8")
     assert all(f["attempts"] == 1 for f in failed)  # bad data is not retried
     summary = run_json(results)
     assert summary["status"] == "SUCCEEDED"
@@ -242,6 +274,79 @@ def test_corrupt_items_fail_alone_are_listed_and_redrive_completes_the_result(
     assert summary["redrives"] == 1
     assert summary["records"]["read_this_session"] < summary["records"]["read"] / 4  # only 3 items ran
     assert (results / "FAILED.jsonl").read_text() == ""
+
+
+FINISH_FAILS = """
+def add(values):
+    return sum(values)
+
+
+def finish(value):
+    raise ValueError(f"cannot finish {value}")
+"""
+
+
+@pytest.mark.parametrize("max_items", [1, 3])  # the text meets the numbers in the job, or in a worker
+def test_values_that_cannot_join_the_others_fail_their_item_not_the_run(
+    tmp_path: Path, max_items: int
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, value in [("a", "5"), ("b", '"high"'), ("c", "7")]:
+        (data / f"{name}.jsonl").write_text(f'{{"v": {value}}}\n')
+    map_file = tmp_path / "highest.yaml"
+    map_file.write_text(
+        "items: data/*.jsonl\nitem_reader: {format: jsonl}\n"
+        f"item_batcher: {{max_items: {max_items}}}\ntolerated_failure_count: 1\n"
+        "reduce: {aggregations: {high: {max: body.v}, n: count}}\nresult_writer: {path: out}\n"
+    )
+    done = pipes_map(str(map_file), "--workers", "1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    [failed] = [json.loads(line) for line in (tmp_path / "out" / "FAILED.jsonl").read_text().splitlines()]
+    assert failed["item"] == "data/b.jsonl"
+    assert "max: cannot compare 'high' with 5" in failed["error"]
+    assert result_of(tmp_path / "out") == [{"high": 7, "n": 2}]  # a and c, each counted once
+
+
+def test_a_finalize_function_that_raises_fails_the_run_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "finish_fails.py").write_text(FINISH_FAILS)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("x\ny\n")
+    map_file = tmp_path / "unfinished.yaml"
+    map_file.write_text(
+        "items: data/*.txt\nitem_reader: {format: text}\ntransform: {jmespath: '`1`'}\n"
+        "reduce: {function: finish_fails:add, finalize: finish_fails:finish}\nresult_writer: {path: out}\n"
+    )
+    done = pipes_map(str(map_file), cwd=tmp_path)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("unfinished: failed; items 1/1 done;")
+    assert last.endswith("the result cannot be finished: ValueError: cannot finish 2")
+    assert run_json(tmp_path / "out")["status"] == "FAILED"
+    assert not (tmp_path / "out" / "result.json").exists()
+
+
+def test_no_place_for_the_state_or_the_result_is_one_line_before_any_work(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("x\n")
+    (tmp_path / "a-file").write_text("")
+    map_file = tmp_path / "lines.yaml"
+    base = "items: data/*.txt\nitem_reader: {format: text}\nreduce: {aggregations: {n: count}}\n"
+    map_file.write_text(base + "result_writer: {path: a-file/out}\n")
+    no_result = pipes_map(str(map_file), cwd=tmp_path)
+    assert no_result.returncode == 1
+    assert no_result.stderr == "pipes map: result_writer.path: cannot create a-file/out: Not a directory\n"
+    assert not (tmp_path / "state" / "map" / "lines" / "state.pickle").exists()  # no run began
+    map_file.write_text(base)
+    no_state = pipes_map(str(map_file), "--state-dir", "a-file/state", cwd=tmp_path)
+    assert no_state.returncode == 1
+    assert (
+        no_state.stderr == "pipes map: cannot use the state folder a-file/state/map/lines: Not a directory\n"
+    )
 
 
 def test_failures_past_the_tolerated_percentage_fail_the_run(weather: Path, tmp_path: Path) -> None:
@@ -278,7 +383,8 @@ def test_a_missing_redrive_and_a_changed_map_file_are_one_line_errors(weather: P
     changed = pipes_map(str(WEATHER / "monthly-max.yaml"), cwd=tmp_path, env=env)
     assert changed.returncode == 1
     assert changed.stderr.strip() == (
-        "pipes map: monthly-max: the map file changed since the run in state/map/monthly-max began; "
+        "pipes map: monthly-max: the map file (or a ${VAR} it uses) changed since the run in state/map/monthly-max "
+        "began; "
         "run with --restart to start over"
     )
     restarted = pipes_map(str(WEATHER / "monthly-max.yaml"), "--restart", cwd=tmp_path, env=env)
@@ -445,11 +551,28 @@ def test_result_target_receives_the_result_records_and_json_logs(weather: Path, 
     assert done.returncode == 0, done.stderr
     delivered = [json.loads(line) for line in out.read_text().splitlines()]
     assert delivered == expected_monthly_max(weather)
-    logs = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
-    finished = next(entry for entry in logs if entry["event"] == "map_finished")
+    logs = [json.loads(line) for line in done.stderr.splitlines()]  # every line is one JSON object
+    finished = logs[-1]  # the summary, as an event
+    assert finished["event"] == "map_finished"
     assert finished["status"] == "SUCCEEDED"
     assert finished["items"]["succeeded"] == 24
-    assert done.stderr.strip().splitlines()[-1].startswith("to-target: succeeded;")
+
+
+def test_json_logs_say_errors_as_json_too(weather: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("items: data/*.csv\nitem_reader: {format: csvv}\nreduce: {aggregations: {n: count}}\n")
+    invalid = pipes_map(str(bad), "--log-format", "json", cwd=tmp_path)
+    assert invalid.returncode == 1
+    [entry] = [json.loads(line) for line in invalid.stderr.splitlines()]
+    assert entry["event"] == "config_invalid"
+    assert entry["error"].startswith(f"{bad}:2:15: item_reader.format: ")
+    nothing = tmp_path / "nothing.yaml"
+    nothing.write_text("items: data/*.csv\nitem_reader: {format: csv}\nreduce: {aggregations: {n: count}}\n")
+    unmatched = pipes_map(str(nothing), "--log-format", "json", cwd=tmp_path)
+    assert unmatched.returncode == 1
+    [entry] = [json.loads(line) for line in unmatched.stderr.splitlines()]
+    assert entry["event"] == "map_error"
+    assert entry["error"] == "items: data/*.csv matches no file"
 
 
 DIE_ONCE = '''

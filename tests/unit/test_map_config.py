@@ -117,6 +117,17 @@ def test_csv_options_on_another_format_and_types_of_unknown_columns() -> None:
     assert errors == ["map.yaml:3:1: item_reader: types: valu not among the columns"]
 
 
+def test_json_formats_are_utf_8_and_say_so_when_given_another_encoding() -> None:
+    jsonl = VALID.replace("format: csv", "format: jsonl").replace("  types: {value: int}\n", "")
+    jsonl = jsonl.replace("  columns: [station, date, element, value]\n", "")
+    for encoding in ("utf-8", "UTF8"):
+        given = jsonl.replace("format: jsonl", f"format: jsonl\n  encoding: {encoding}")
+        assert load_map_text(given, "map.yaml", env={}).errors == []
+    assert errors_of(jsonl.replace("format: jsonl", "format: jsonl\n  encoding: latin-1")) == [
+        "map.yaml:3:1: item_reader: encoding: jsonl files are read as UTF-8 (the encoding JSON uses)"
+    ]
+
+
 def test_reduce_needs_aggregations_or_a_function_not_both() -> None:
     errors = errors_of(VALID + "  function: os.path:join\n")
     assert errors == ["map.yaml:9:1: reduce: give aggregations or function (one of them)"]

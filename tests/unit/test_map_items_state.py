@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,56 @@ def test_manifests_of_text_and_json_lines(tree: Path) -> None:
 def test_fsspec_urls_list_items_with_their_sizes(tree: Path) -> None:
     items = list_items(ItemsConfig.model_validate(f"file://{tree}/a/**/*.csv"), str(tree))
     assert paths(items) == [(0, f"file://{tree}/a/1.csv", 10), (1, f"file://{tree}/a/b/2.csv", 20)]
+
+
+@pytest.fixture
+def backend_not_installed(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A URL scheme fsspec knows of, whose backend package is not installed (as s3:// without s3fs)."""
+    registry = sys.modules["fsspec.registry"]
+    monkeypatch.setitem(
+        registry.known_implementations,
+        "nobackend",
+        {"class": "no_such_backend_package.FileSystem", "err": "Install no-such-backend to access nobackend"},
+    )
+    return "nobackend"
+
+
+def test_a_url_whose_backend_is_not_installed_says_what_to_install(backend_not_installed: str) -> None:
+    url = f"{backend_not_installed}://bucket/data/*.csv"
+    message = (
+        f"items: {url}: Install no-such-backend to access nobackend (install the fsspec backend for this URL)"
+    )
+    with pytest.raises(ItemsError) as caught:
+        list_items(ItemsConfig.model_validate(url), "/")
+    assert str(caught.value) == message
+
+
+def test_url_items_are_read_through_fsspec_and_a_missing_backend_fails_the_item_at_once(
+    tmp_path: Path, backend_not_installed: str
+) -> None:
+    (tmp_path / "t.csv.gz").write_bytes(gzip.compress(b"id,v\n1,2\n3,4\n"))
+    config = MapConfig.model_validate(
+        {
+            "items": "*.csv.gz",
+            "item_reader": {"format": "csv", "types": {"v": "int"}},
+            "reduce": {"aggregations": {"s": {"sum": "body.v"}, "f": {"first": "file"}}},
+        }
+    )
+    spec = JobSpec(config.model_dump_json(), "/")
+    url = f"file://{tmp_path}/t.csv.gz"
+    items = (Item(0, url, 1), Item(1, f"{backend_not_installed}://bucket/t.csv.gz", 1))
+    result = run_task(spec, Task(1, items))
+    assert result.done == [0]
+    assert [(f.index, f.error, f.retryable) for f in result.failed] == [
+        (
+            1,
+            "OSError: Install no-such-backend to access nobackend (install the fsspec backend for this URL)",
+            False,
+        )
+    ]
+    from pipes.map.worker import compile_job
+
+    assert compile_job(config, "/").reduction.results(result.partial) == [{"s": 6, "f": url}]
 
 
 def test_batches_by_items_and_bytes() -> None:

@@ -11,6 +11,8 @@ from pipes.config import BoundConnector
 from pipes.connector import NoOptions, Target
 from pipes.errors import FatalError, RetryableError
 from pipes.events import Event, Outcome
+from pipes.map.executors import Executor
+from pipes.map.executors import Outcome as TaskOutcome
 from pipes.map.items import Item
 from pipes.map.job import MapJob, MapOptions
 from pipes.map.loader import load_map_text
@@ -18,6 +20,7 @@ from pipes.map.model import MapRetryConfig
 from pipes.map.reduce import Partial
 from pipes.map.results import deliver_results
 from pipes.map.state import Failure, RunState
+from pipes.map.worker import JobSpec, Task, run_task
 
 MAP = "items: x/*.csv\nitem_reader: {format: csv}\nreduce: {aggregations: {n: count}}\n"
 
@@ -89,3 +92,49 @@ async def test_a_refused_or_undeliverable_result_is_one_line() -> None:
     assert error == "result_target (flaky): 1 result records rejected: thirteen is refused"
     error = await deliver_results(bound(), [{"n": 1}], "m", "state", MapRetryConfig(max_attempts=1))
     assert error == "result_target (flaky): 1 result records not delivered after 1 attempts: busy"
+
+
+class InlineExecutor(Executor):
+    """Runs tasks in this process, one per wait, and records how many were in flight at most."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.description = "inline"
+        self.queued: list[tuple[JobSpec, Task]] = []
+        self.most_in_flight = 0
+
+    def submit(self, spec: JobSpec, task: Task) -> None:
+        self.queued.append((spec, task))
+        self.most_in_flight = max(self.most_in_flight, len(self.queued))
+
+    def wait(self, timeout_s: float) -> list[TaskOutcome]:
+        if not self.queued:
+            return []
+        spec, task = self.queued.pop(0)
+        return [(task, run_task(spec, task))]
+
+    def close(self, cancel: bool) -> None:
+        self.queued.clear()
+
+
+@pytest.mark.parametrize(("max_concurrency", "most"), [("max_concurrency: 3\n", 3), ("", 8)])
+def test_max_concurrency_bounds_the_tasks_in_flight(
+    max_concurrency: str, most: int, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(20):
+        (tmp_path / f"{i:02}.txt").write_text(f"{i}\n")
+    text = "items: '*.txt'\nitem_reader: {format: text}\nitem_batcher: {max_items: 1}\n"
+    text += (
+        "reduce: {aggregations: {n: count}}\n"
+        + max_concurrency
+        + f"result_writer: {{path: '{tmp_path}/out'}}\n"
+    )
+    definition = load_map_text(text, "m.yaml", env={}, cwd=str(tmp_path)).definition
+    assert definition is not None
+    executor = InlineExecutor(workers=4)  # default: two tasks per worker
+    monkeypatch.setattr("pipes.map.job.make_executor", lambda name, workers: executor)
+    options = MapOptions(workers=4, state_dir=str(tmp_path / "state"))
+    summary = MapJob(definition, options, cwd=str(tmp_path)).run()
+    assert summary["status"] == "SUCCEEDED"
+    assert summary["items"]["succeeded"] == 20
+    assert executor.most_in_flight == most

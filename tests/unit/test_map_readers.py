@@ -71,13 +71,21 @@ def test_chunk_boundaries_inside_lines_and_crlf(monkeypatch: pytest.MonkeyPatch)
     assert [r["body"]["text"] for r in records] == [f"v\u00e9{i}" for i in range(50)]
 
 
+def test_undecodable_text_names_its_line_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(readers, "_CHUNK", 5)  # the bad byte arrives many chunks and lines in
+    data = b"id,text\n" + "".join(f"{i},\u00e9t\u00e9\n" for i in range(40)).encode() + b"40,\xe9t\xe9\n"
+    with pytest.raises(ItemDataError, match=r"^line 42: not valid utf-8: invalid continuation byte"):
+        read(gzip.compress(data), "u.csv.gz")
+
+
 @pytest.mark.parametrize(
     ("data", "path", "options", "message"),
     [
         (gzip.compress(CSV * 50)[:-30], "t.csv.gz", {}, "truncated gzip data"),
         (b"not gzip at all", "t.csv.gz", {}, "not valid gzip data"),
         (b"not bz2", "t.csv.bz2", {}, "not valid bz2 data"),
-        (b"id,name\n1,\xff\xfe\n", "t.csv", {}, "not valid utf-8: invalid start byte (byte 0xff)"),
+        (b"id,name\n1,\xff\xfe\n", "t.csv", {}, "line 2: not valid utf-8: invalid start byte (byte 0xff)"),
+        (b"id,name\n1,a\n2,\xe9\n", "t.csv", {}, "line 3: not valid utf-8: invalid continuation byte"),
         (b"id,name\n1,a\n2\n", "t.csv", {}, "line 3: 1 fields, expected 2"),
         (b"id,n\n1,2\nx,3\n", "t.csv", {"types": {"id": "int"}}, "line 3: column 'id': 'x' is not an int"),
         (b"a,b\n1,2\n", "t.csv", {"types": {"c": "int"}}, "line 1: the header has no column 'c' (see types)"),

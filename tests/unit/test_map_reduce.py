@@ -149,3 +149,37 @@ def test_a_reduce_function_is_a_combiner_called_on_batches() -> None:
     merged = pickle.loads(pickle.dumps(parts[1]))
     r.merge(merged, pickle.loads(pickle.dumps(parts[0])))
     assert r.results(merged) == [{"g": "a", "n": 3, "s": 8}, {"g": "b", "n": 2, "s": 7}]
+
+
+def test_a_merge_that_cannot_be_done_raises_and_changes_nothing() -> None:
+    """An item whose max is a text cannot join numbers: it fails alone, the others' partial stays whole."""
+    comparable = {name: spec for name, spec in ALL.items() if name not in ("total", "mean")}
+    r = reduction(group_by={"jmespath": "g"}, aggregations=comparable)
+    into = r.new()
+    r.add(into, [{"g": "a", "k": "p", "v": 1}, {"g": "b", "k": "q", "v": 2}], 0, 0)
+    before = r.results(pickle.loads(pickle.dumps(into)))
+    other = r.new()
+    # Group a merges first (and would change its count, min and distinct sketch); group b cannot.
+    r.add(other, [{"g": "a", "k": "r", "v": 5}, {"g": "b", "k": "s", "v": "text"}], 1, 0)
+    with pytest.raises(ItemDataError, match=r"^min: cannot compare 'text' with 2$"):
+        r.merge(into, other)
+    assert r.results(into) == before
+
+
+def raise_on_big(values: list[int]) -> int:
+    if sum(values) > 10:
+        raise ValueError("too big")
+    return sum(values)
+
+
+def test_a_reduce_function_that_raises_on_merge_changes_nothing() -> None:
+    r = reduction(group_by={"jmespath": "@ < `5`"}, function=f"{__name__}:raise_on_big")
+    into, other = r.new(), r.new()
+    r.add(into, [1, 2, 6], 0, 0)
+    r.add(other, [3, 7], 1, 0)
+    r.seal(into)
+    r.seal(other)
+    # Group true (3 + 3) merges first; group false (6 + 7) raises.
+    with pytest.raises(ValueError, match="too big"):
+        r.merge(into, other)
+    assert r.results(into) == [{"key": False, "value": 6}, {"key": True, "value": 3}]
