@@ -29,9 +29,8 @@ from connectors.http.rendering import (
     TEXT,
     BodyEncoder,
     RequestShape,
-    batch_arrays,
+    batch_requests,
     each_request,
-    grouping_key,
     json_value,
     merge_headers,
 )
@@ -190,22 +189,7 @@ class HttpEnricher(Enricher):
     async def _enrich_batches(self, events: Sequence[Event]) -> list[Result]:
         rendered, failed = each_request(events, self._batch_item)
         results: list[Result | None] = list(failed)
-        groups: list[tuple[Request, list[tuple[int, bytes]]]] = []
-        last_key: object = None
-        for index, item in enumerate(rendered):
-            if item is None:
-                continue
-            request, value = item
-            key = grouping_key(request)
-            if not groups or key != last_key:
-                groups.append((request, []))
-                last_key = key
-            groups[-1][1].append((index, value))
-        sends: list[tuple[list[int], Request]] = []
-        for request, items in groups:
-            for indexes, array in batch_arrays(items, self.options.max_batch_bytes):
-                headers = merge_headers(request.headers, self.options.content_type or JSON)
-                sends.append((indexes, Request(request.method, request.url, headers, array)))
+        sends = batch_requests(rendered, self.options.max_batch_bytes, self.options.content_type)
         answers = await asyncio.gather(*(self._ask(request) for _, request in sends))
         for (indexes, request), answer in zip(sends, answers, strict=True):
             for index, result in zip(

@@ -193,3 +193,31 @@ def batch_arrays(items: list[tuple[int, bytes]], max_bytes: int) -> list[tuple[l
 def grouping_key(request: Request) -> Any:
     """Requests with equal keys may share one batch request."""
     return (str(request.url), tuple(sorted(request.headers.items())))
+
+
+def batch_requests(
+    rendered: Sequence[tuple[Request, bytes] | None], max_bytes: int, content_type: str | None
+) -> list[tuple[list[int], Request]]:
+    """The array requests of ``body: batch``, each with the indexes of the events it carries.
+
+    Consecutive events whose URL and headers render alike share requests (so order
+    per lane holds); ``None`` marks an event that already failed to render. The
+    target and the enricher both batch this way, so a change of rule reaches both.
+    """
+    groups: list[tuple[Request, list[tuple[int, bytes]]]] = []
+    last_key: object = None
+    for index, item in enumerate(rendered):
+        if item is None:
+            continue
+        request, value = item
+        key = grouping_key(request)
+        if not groups or key != last_key:
+            groups.append((request, []))
+            last_key = key
+        groups[-1][1].append((index, value))
+    sends: list[tuple[list[int], Request]] = []
+    for request, items in groups:
+        for indexes, array in batch_arrays(items, max_bytes):
+            headers = merge_headers(request.headers, content_type or JSON)
+            sends.append((indexes, Request(request.method, request.url, headers, array)))
+    return sends

@@ -20,12 +20,10 @@ from connectors.http.client import Answer, HttpClient, Request
 from connectors.http.errors import HttpFatalError, HttpRetryableError
 from connectors.http.options import HttpClientOptions, Method
 from connectors.http.rendering import (
-    JSON,
     BodyEncoder,
     RequestShape,
-    batch_arrays,
+    batch_requests,
     each_request,
-    grouping_key,
     json_value,
     merge_headers,
 )
@@ -92,23 +90,7 @@ class HttpTarget(Target):
 
     async def _write_batches(self, events: Sequence[Event]) -> list[Outcome]:
         rendered, outcomes = each_request(events, self._batch_item)
-        # Consecutive events whose URL and headers render alike share requests.
-        groups: list[tuple[Request, list[tuple[int, bytes]]]] = []
-        last_key: object = None
-        for index, item in enumerate(rendered):
-            if item is None:
-                continue
-            request, value = item
-            key = grouping_key(request)
-            if not groups or key != last_key:
-                groups.append((request, []))
-                last_key = key
-            groups[-1][1].append((index, value))
-        sends: list[tuple[list[int], Request]] = []
-        for request, items in groups:
-            for indexes, array in batch_arrays(items, self.options.max_batch_bytes):
-                headers = merge_headers(request.headers, self.options.content_type or JSON)
-                sends.append((indexes, Request(request.method, request.url, headers, array)))
+        sends = batch_requests(rendered, self.options.max_batch_bytes, self.options.content_type)
         results = await asyncio.gather(*(self._deliver(r) for _, r in sends))
         for (indexes, _), outcome in zip(sends, results, strict=True):
             for index in indexes:
