@@ -21,6 +21,7 @@ from aiohttp import web
 
 from pipes.admin_guard import AUTHORIZED, AdminGuard
 from pipes.admin_openapi import openapi_document
+from pipes.admin_site import AppServer
 from pipes.admin_tap import serve_tap
 from pipes.console.settings import ConsoleSettings
 from pipes.console.systems import system_map
@@ -284,7 +285,7 @@ def make_app(
     return app
 
 
-class AdminServer:
+class AdminServer(AppServer):
     """Serves ``make_app`` on HOST:PORT; port 0 picks a free port (see ``port`` after start).
 
     With ``ssl_context`` it serves HTTPS; ``allowed_hosts`` are names the Host
@@ -302,33 +303,7 @@ class AdminServer:
         allowed_hosts: Iterable[str] = (),
         console: ConsoleSettings | None = None,
     ) -> None:
-        self.host = host
-        self.port = port
-        self.ssl_context = ssl_context
         guard = AdminGuard(bind_host=host, token=token or None, allowed_hosts=tuple(allowed_hosts))
         settings = console or ConsoleSettings()
         settings = settings.over_tls(ssl_context is not None)
-        self._runner = web.AppRunner(
-            make_app(daemon, guard=guard, console=settings), access_log=None, handle_signals=False
-        )
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{'https' if self.ssl_context else 'http'}://{host}:{self.port}"
-
-    async def start(self) -> None:
-        """Bind and serve; ``OSError`` when the address is taken."""
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
-        try:
-            await site.start()
-        except OSError:
-            await self._runner.cleanup()
-            raise
-        addresses = self._runner.addresses
-        if addresses:
-            self.port = int(addresses[0][1])
-
-    async def stop(self) -> None:
-        await self._runner.cleanup()
+        super().__init__(make_app(daemon, guard=guard, console=settings), host, port, ssl_context)

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from pipes.admin_guard import AdminGuard
 from pipes.admin_openapi import openapi_document
+from pipes.admin_site import AppServer
 from pipes.metrics import CONTENT_TYPE
 from pipes.workers.aggregate import merge_detail, merge_metrics, merge_pipes
 from pipes.workers.supervisor import Supervisor, Worker
@@ -223,7 +224,7 @@ def make_workers_app(supervisor: Supervisor, guard: AdminGuard) -> web.Applicati
     return app
 
 
-class WorkersAdminServer:
+class WorkersAdminServer(AppServer):
     """Serves ``make_workers_app`` on HOST:PORT (as ``pipes.admin.AdminServer`` serves one process)."""
 
     def __init__(
@@ -236,30 +237,5 @@ class WorkersAdminServer:
         ssl_context: Any = None,
         allowed_hosts: Sequence[str] = (),
     ) -> None:
-        self.host = host
-        self.port = port
-        self.ssl_context = ssl_context
         guard = AdminGuard(bind_host=host, token=token or None, allowed_hosts=tuple(allowed_hosts))
-        self._runner = web.AppRunner(
-            make_workers_app(supervisor, guard), access_log=None, handle_signals=False
-        )
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{'https' if self.ssl_context else 'http'}://{host}:{self.port}"
-
-    async def start(self) -> None:
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
-        try:
-            await site.start()
-        except OSError:
-            await self._runner.cleanup()
-            raise
-        addresses = self._runner.addresses
-        if addresses:
-            self.port = int(addresses[0][1])
-
-    async def stop(self) -> None:
-        await self._runner.cleanup()
+        super().__init__(make_workers_app(supervisor, guard), host, port, ssl_context)
