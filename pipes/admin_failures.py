@@ -33,7 +33,7 @@ from pipes.admin import _error, _json, _lookup  # the house's JSON answers
 from pipes.bounded_source import bounded
 from pipes.config import PipeDefinition
 from pipes.daemon import RUNNING, Daemon, PipeHandle
-from pipes.dead_letters import CannotReadBack, Selection, reader_for
+from pipes.dead_letters import CannotReadBack, DeadLetterLog, Selection, reader_for
 from pipes.errors import PipesError
 from pipes.redrive import Redrive, RedriveProgress, open_log
 from pipes.replay import CannotReplay, PartitionMove, ReplayRefused, parse_point, reached, replay
@@ -88,14 +88,20 @@ class FailureRoutes:
 
     # ------------------------------------------------------------------ dead letters
 
-    async def dead_letters(self, request: web.Request) -> web.Response:
-        handle = _lookup(request)
+    async def _open_log(self, handle: PipeHandle) -> DeadLetterLog | web.Response:
+        """The pipe's dead letter opened for reading, or the answer that says why it cannot be."""
         try:
-            log = await open_log(handle.definition, self.daemon.store, self._context(handle))
+            return await open_log(handle.definition, self.daemon.store, self._context(handle))
         except CannotReadBack as exc:
             return _error(str(exc), 422)
         except PipesError as exc:
             return _error(f"dead letter: {exc}", 502)
+
+    async def dead_letters(self, request: web.Request) -> web.Response:
+        handle = _lookup(request)
+        log = await self._open_log(handle)
+        if isinstance(log, web.Response):
+            return log
         try:
             summary = await log.summary()
         except PipesError as exc:
@@ -109,12 +115,9 @@ class FailureRoutes:
         query = request.query
         selection = self._selection(query.get("where"), query.get("since"), query.get("limit"))
         redriven = query.get("redriven", "").lower() in ("1", "true", "yes")
-        try:
-            log = await open_log(handle.definition, self.daemon.store, self._context(handle))
-        except CannotReadBack as exc:
-            return _error(str(exc), 422)
-        except PipesError as exc:
-            return _error(f"dead letter: {exc}", 502)
+        log = await self._open_log(handle)
+        if isinstance(log, web.Response):
+            return log
         response = web.StreamResponse(headers={"Content-Type": NDJSON})
         await response.prepare(request)
         try:
