@@ -35,7 +35,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check pipes connectors tests bench examples/weather
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy --strict pipes
+	$(VENV)/bin/mypy --strict pipes connectors
 
 check: lint typecheck test
 

@@ -167,12 +167,12 @@ class OAuthCredentials:
         document = _json_object(body)
         if status != 200:
             # A careless token endpoint may echo what it got (the client secret, the Basic header).
-            said = {
+            echoed = {
                 k: blank_secrets(document[k], self.secrets())
                 for k in ("error", "error_description")
                 if isinstance(document.get(k), str)
             }
-            message = f"{where}: HTTP {status}" + (f" {orjson.dumps(said).decode()}" if said else "")
+            message = f"{where}: HTTP {status}" + (f" {orjson.dumps(echoed).decode()}" if echoed else "")
             if status in (408, 429) or status >= 500:
                 wait = parse_retry_after(retry_after, self._clock.wall())
                 raise HttpRetryableError(message, retry_after_s=wait, status=status)

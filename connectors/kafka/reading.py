@@ -102,8 +102,8 @@ class PartitionReader:
     async def end(self, tp: TopicPartition) -> int:
         """The offset after the last record of ``tp`` now (the high watermark of a fetch)."""
         consumer = self._consumer
-        begin = (await consumer.beginning_offsets([tp]))[tp]
-        reported = (await consumer.end_offsets([tp]))[tp]
+        begin = int((await consumer.beginning_offsets([tp]))[tp])
+        reported = int((await consumer.end_offsets([tp]))[tp])
         if reported <= begin:
             return reported  # empty: nothing was ever written, or all of it expired
         consumer.assign([tp])
